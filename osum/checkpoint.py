@@ -1,0 +1,167 @@
+"""Our checkpoint: one self-describing directory.
+
+::
+
+    DIR/config.yaml          resolved ModelConfig (every field)
+    DIR/model.safetensors    all weights (strictly checked on load: missing/unexpected keys are listed)
+    DIR/tokenizer/           HF tokenizer files
+    DIR/prompts.yaml         the prompt sets the model was trained with {task: {lang: [prompt, ...]}}
+
+``build_model`` makes a model from a config alone: random init, then the base weights its ``sources`` name.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_model
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
+
+from osum.config import ModelConfig, load_yaml, save_yaml
+from osum.errors import CheckpointError
+from osum.model.osum import OsumModel
+
+CONFIG_FILE = "config.yaml"
+WEIGHTS_FILE = "model.safetensors"
+TOKENIZER_DIR = "tokenizer"
+PROMPTS_FILE = "prompts.yaml"
+
+
+def _load_strict(module: torch.nn.Module, state_dict: dict[str, torch.Tensor], what: str) -> None:
+    """``load_state_dict(strict=True)`` whose failure is a CheckpointError naming the keys at fault."""
+    missing, unexpected = set(module.state_dict()) - set(state_dict), set(state_dict) - set(module.state_dict())
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{what}: weights do not match the model: missing {sorted(missing)[:20]} ({len(missing)}), "
+            f"unexpected {sorted(unexpected)[:20]} ({len(unexpected)})"
+        )
+    try:
+        module.load_state_dict(state_dict, strict=True)
+    except RuntimeError as exc:  # shape mismatches
+        raise CheckpointError(f"{what}: {str(exc).strip()}") from None
+
+
+def build_model(config: ModelConfig, seed: int = 0) -> tuple[OsumModel, PreTrainedTokenizerBase]:
+    """A model from ``config``: seeded random init, then the pretrained bases its ``sources`` point at."""
+    from osum.model.assets import load_encoder_source, load_llm_source, load_tokenizer
+
+    torch.manual_seed(seed)
+    model = OsumModel(config)
+    tokenizer = None
+    if config.sources.encoder:
+        _, enc_sd = load_encoder_source(config.sources.encoder)
+        _load_strict(model.encoder, enc_sd, f"encoder source {config.sources.encoder!r}")
+    if config.sources.llm:
+        _, llm_sd, tokenizer = load_llm_source(config.sources.llm)
+        lm = model.lm
+        if config.lora.enabled:  # peft renamed the adapted linears' weights to `<name>.base_layer.weight`
+            llm_sd = _to_peft_names(llm_sd, lm.state_dict())
+        _load_strict(lm, llm_sd, f"LLM source {config.sources.llm!r}")
+    if config.sources.tokenizer and (tokenizer is None or config.sources.tokenizer != config.sources.llm):
+        tokenizer = load_tokenizer(config.sources.tokenizer)
+    if tokenizer is None:
+        raise CheckpointError("config.sources.tokenizer is empty: a model needs a tokenizer")
+    model.eval()
+    return model, tokenizer
+
+
+def check_state_dict(config: ModelConfig, state_dict: dict[str, torch.Tensor], what: str) -> None:
+    """Raise CheckpointError unless ``state_dict`` has exactly the keys and shapes of ``OsumModel(config)``.
+
+    The model is built on the meta device, so this costs no memory even for the 7B model.
+    """
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in OsumModel(config).state_dict().items()}
+    missing, unexpected = set(expected) - set(state_dict), set(state_dict) - set(expected)
+    wrong = sorted(k for k in set(expected) & set(state_dict) if tuple(state_dict[k].shape) != expected[k])
+    if missing or unexpected or wrong:
+        raise CheckpointError(
+            f"{what}: weights do not match the model: missing {sorted(missing)[:20]} ({len(missing)}), "
+            f"unexpected {sorted(unexpected)[:20]} ({len(unexpected)}), "
+            f"wrong shape {[(k, tuple(state_dict[k].shape), expected[k]) for k in wrong[:10]]}"
+        )
+
+
+def _fill_tied(module: torch.nn.Module, sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Re-add the keys of tied tensors (e.g. lm_head = embed_tokens) that safetensors stored only once."""
+    groups: dict[int, list[str]] = {}
+    for key, tensor in module.state_dict(keep_vars=True).items():
+        groups.setdefault(id(tensor), []).append(key)
+    out = dict(sd)
+    for keys in groups.values():
+        present = [k for k in keys if k in out]
+        for k in keys:
+            if present and k not in out:
+                out[k] = out[present[0]]
+    return out
+
+
+def _to_peft_names(sd: dict[str, torch.Tensor], target: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Map plain ``x.weight`` to peft's ``x.base_layer.weight`` and keep the fresh LoRA tensors of ``target``."""
+    out = {}
+    for key, value in sd.items():
+        stem, _, leaf = key.rpartition(".")
+        peft_key = f"{stem}.base_layer.{leaf}"
+        out[peft_key if peft_key in target else key] = value
+    for key, value in target.items():
+        if ".lora_" in key:
+            out[key] = value
+    return out
+
+
+def save_checkpoint(
+    out_dir: str | os.PathLike,
+    model: OsumModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``model`` (config, weights, tokenizer, prompts) to ``out_dir``; returns the directory."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_yaml(model.config, out / CONFIG_FILE)
+    save_model(model, str(out / WEIGHTS_FILE))  # de-duplicates tied embeddings
+    tokenizer.save_pretrained(out / TOKENIZER_DIR)
+    if prompts is not None:
+        (out / PROMPTS_FILE).write_text(yaml.safe_dump(prompts, allow_unicode=True, sort_keys=False), "utf-8")
+    return out
+
+
+def read_config(ckpt_dir: str | os.PathLike) -> ModelConfig:
+    path = Path(ckpt_dir)
+    if not (path / CONFIG_FILE).is_file():
+        raise CheckpointError(f"{path}: not an osum checkpoint (no {CONFIG_FILE})")
+    return load_yaml(ModelConfig, path / CONFIG_FILE)
+
+
+def load_checkpoint(
+    ckpt_dir: str | os.PathLike, device: torch.device | str = "cpu", dtype: torch.dtype | None = None
+) -> tuple[OsumModel, PreTrainedTokenizerBase, dict[str, Any] | None]:
+    """Load a checkpoint directory -> (model in eval mode, tokenizer, prompts or None).
+
+    ``dtype`` applies to the LLM (e.g. bf16 on CUDA); encoder and adaptor stay float32 as in OSUM.
+    """
+    path = Path(ckpt_dir)
+    config = read_config(path)
+    for name in (WEIGHTS_FILE, TOKENIZER_DIR):
+        if not (path / name).exists():
+            raise CheckpointError(f"{path}: checkpoint is incomplete, {name} is missing")
+    model = OsumModel(config)
+    try:
+        state_dict = load_file(str(path / WEIGHTS_FILE))
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f"{path / WEIGHTS_FILE}: cannot read weights: {str(exc).strip()}") from None
+    _load_strict(model, _fill_tied(model, state_dict), str(path / WEIGHTS_FILE))
+    tokenizer = AutoTokenizer.from_pretrained(path / TOKENIZER_DIR)
+    prompts = None
+    if (path / PROMPTS_FILE).is_file():
+        prompts = yaml.safe_load((path / PROMPTS_FILE).read_text("utf-8"))
+    model.to(device)
+    if dtype is not None:
+        model.llm.to(dtype)
+    model.eval()
+    return model, tokenizer, prompts

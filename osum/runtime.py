@@ -1,0 +1,48 @@
+"""The one place that reads environment variables and picks devices and dtypes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+
+def cache_dir() -> Path:
+    """Where osum caches derived files (converted tokenizers, base weights). ``OSUM_CACHE_DIR`` overrides."""
+    root = os.environ.get("OSUM_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache"), "osum"
+    )
+    path = Path(root)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def reference_fixture_dir() -> Path:
+    """Folder of OSUM reference fixtures used by the parity tests (``OSUM_REFERENCE_FIXTURE``)."""
+    default = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "osum_reference"
+    return Path(os.environ.get("OSUM_REFERENCE_FIXTURE") or default)
+
+
+def default_device() -> torch.device:
+    """CUDA when available, else CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
+           "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
+
+
+def parse_dtype(name: str | torch.dtype | None, device: torch.device | None = None) -> torch.dtype:
+    """Turn ``"bf16"``/``"float32"``/``None`` into a torch dtype. ``None`` means bf16 on CUDA, fp32 on CPU."""
+    if isinstance(name, torch.dtype):
+        return name
+    if name is None or name == "auto":
+        dev = device or default_device()
+        return torch.bfloat16 if dev.type == "cuda" else torch.float32
+    try:
+        return _DTYPES[name]
+    except KeyError:
+        from osum.errors import ConfigError
+
+        raise ConfigError(f"unknown dtype {name!r}; choose one of {sorted(_DTYPES)}") from None

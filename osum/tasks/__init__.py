@@ -1,0 +1,116 @@
+"""The task registry: OSUM's 8 tasks and its 4 combined tags, by our name.
+
+Adding a task: write ``<name>.py`` defining a :class:`Task`, add ``prompts/<name>.yaml`` (``en:`` and ``zh:``
+lists), and add one line to ``_ALL`` below.
+
+>>> get_task("<TRANSCRIBE><GENDER>").target("Hello World", {"gender": "FEMALE"})
+'hello world<female>'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from types import MappingProxyType
+
+from osum.errors import TaskError
+from osum.tasks.asr import ASR
+from osum.tasks.base import LabelField, PromptTable, Task, TaskResult, Word, normalize_text, tidy_text
+from osum.tasks.combined import AGE_GENDER, ASR_AGE_GENDER, ASR_STYLE_AGE_GENDER, STYLE_AGE_GENDER
+from osum.tasks.sap import SAP
+from osum.tasks.ser import SER
+from osum.tasks.sgc import SGC
+from osum.tasks.srwt import SRWT
+from osum.tasks.ssr import SSR
+from osum.tasks.sttc import STTC
+from osum.tasks.ved import VED
+
+__all__ = [
+    "TASKS",
+    "LabelField",
+    "PromptTable",
+    "Task",
+    "TaskError",
+    "TaskResult",
+    "Word",
+    "default_prompts",
+    "get_task",
+    "load_prompts",
+    "normalize_text",
+    "parse_task_list",
+    "tidy_text",
+]
+
+_ALL = (
+    ASR,
+    SRWT,
+    VED,
+    SER,
+    SSR,
+    SGC,
+    SAP,
+    STTC,
+    ASR_AGE_GENDER,
+    AGE_GENDER,
+    ASR_STYLE_AGE_GENDER,
+    STYLE_AGE_GENDER,
+)
+
+# Read-only so that no caller can change the registry for everyone else.
+TASKS: Mapping[str, Task] = MappingProxyType({t.name: t for t in _ALL})
+_BY_TAG: Mapping[str, Task] = MappingProxyType({t.compact_tag: t for t in _ALL})
+
+
+def get_task(name_or_tag: str | Task, prompts: PromptTable | None = None) -> Task:
+    """A task by our name (``"ser"``, any case) or OSUM tag (``"<TRANSCRIBE> <EMOTION>"``, spaces optional).
+
+    With ``prompts`` (e.g. a checkpoint's prompt table) the task uses those prompts. Raises TaskError
+    listing the valid names for anything else.
+    """
+    task = name_or_tag if isinstance(name_or_tag, Task) else None
+    if task is None and isinstance(name_or_tag, str):
+        key = name_or_tag.strip()
+        task = TASKS.get(key.lower()) or _BY_TAG.get("".join(key.split()).upper())
+    if task is None:
+        raise TaskError(
+            f"unknown task {name_or_tag!r}; valid names: {', '.join(TASKS)} "
+            "(or an OSUM tag such as '<TRANSCRIBE> <GENDER>')"
+        )
+    return prompts.apply(task) if prompts is not None else task
+
+
+def parse_task_list(spec: str, prompts: PromptTable | None = None) -> list[Task]:
+    """``"asr,ser"`` -> ``[ASR, SER]`` for command lines; ``"all"`` gives every task. Duplicates are dropped."""
+    if not isinstance(spec, str):
+        raise TaskError(f"task list must be a comma-separated string, got {spec!r}")
+    if spec.strip().lower() == "all":
+        return [get_task(t, prompts) for t in TASKS.values()]
+    tasks: list[Task] = []
+    for item in spec.split(","):
+        if item.strip():
+            task = get_task(item, prompts)
+            if task.name not in {t.name for t in tasks}:
+                tasks.append(task)
+    if not tasks:
+        raise TaskError(f"empty task list {spec!r}; valid names: {', '.join(TASKS)}")
+    return tasks
+
+
+def default_prompts() -> PromptTable:
+    """The package prompts of every registered task (what a new checkpoint saves as ``prompts.yaml``)."""
+    return PromptTable.from_tasks(TASKS.values())
+
+
+def load_prompts(path: str | Path) -> PromptTable:
+    """Read a prompt YAML ``{task_name: {en: [...], zh: [...]}}`` (e.g. a checkpoint's ``prompts.yaml``).
+
+    Task keys may be our names or OSUM tags; an unknown task is a TaskError naming the file.
+    """
+    table = PromptTable.load(path)
+    entries = {}
+    for key, langs in table.entries.items():
+        try:
+            entries[get_task(key).name] = langs
+        except TaskError as exc:
+            raise TaskError(f"{path}: {exc}") from None
+    return PromptTable(entries)
