@@ -34,7 +34,11 @@ PROMPTS_FILE = "prompts.yaml"
 
 def _load_strict(module: torch.nn.Module, state_dict: dict[str, torch.Tensor], what: str) -> None:
     """``load_state_dict(strict=True)`` whose failure is a CheckpointError naming the keys at fault."""
-    missing, unexpected = set(module.state_dict()) - set(state_dict), set(state_dict) - set(module.state_dict())
+    state_dict = _fill_tied(module, state_dict)
+    missing, unexpected = (
+        set(module.state_dict()) - set(state_dict),
+        set(state_dict) - set(module.state_dict()),
+    )
     if missing or unexpected:
         raise CheckpointError(
             f"{what}: weights do not match the model: missing {sorted(missing)[:20]} ({len(missing)}), "
@@ -155,7 +159,7 @@ def load_checkpoint(
         state_dict = load_file(str(path / WEIGHTS_FILE))
     except (SafetensorError, OSError) as exc:
         raise CheckpointError(f"{path / WEIGHTS_FILE}: cannot read weights: {str(exc).strip()}") from None
-    _load_strict(model, _fill_tied(model, state_dict), str(path / WEIGHTS_FILE))
+    _load_strict(model, state_dict, str(path / WEIGHTS_FILE))
     tokenizer = AutoTokenizer.from_pretrained(path / TOKENIZER_DIR)
     prompts = None
     if (path / PROMPTS_FILE).is_file():

@@ -170,10 +170,11 @@ def load_yaml(cls: type[T], path: str | Path, overrides: Sequence[str] = ()) -> 
 
 def save_yaml(config: Any, path: str | Path) -> None:
     """Write a config dataclass as YAML (the resolved form, every field present)."""
-    Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False, allow_unicode=True), encoding="utf-8")
+    Path(path).write_text(
+        yaml.safe_dump(to_dict(config), sort_keys=False, allow_unicode=True), encoding="utf-8"
+    )
 
 
 _DATACLASSES: dict[str, type] = {
-    c.__name__: c
-    for c in (EncoderConfig, AdaptorConfig, LLMConfig, LoraConfig, SourcesConfig, ModelConfig)
+    c.__name__: c for c in (EncoderConfig, AdaptorConfig, LLMConfig, LoraConfig, SourcesConfig, ModelConfig)
 }

@@ -8,7 +8,9 @@ from osum.errors import ConfigError
 
 def _osum_7b() -> ModelConfig:
     # Whisper-medium encoder, OSUM adaptor, Qwen2-7B(-Instruct) dims; weights only via `osum convert-osum infer.pt`.
-    return ModelConfig(name="osum-7b", sources=SourcesConfig(tokenizer="packaged:qwen2"), prompt_language="zh")
+    return ModelConfig(
+        name="osum-7b", sources=SourcesConfig(tokenizer="packaged:qwen2"), prompt_language="zh"
+    )
 
 
 def _mini() -> ModelConfig:
@@ -18,11 +20,22 @@ def _mini() -> ModelConfig:
         name="mini",
         encoder=EncoderConfig(n_mels=80, d_model=384, layers=4, heads=6, ffn_dim=1536, max_positions=1500),
         adaptor=AdaptorConfig(d_model=384, layers=4, heads=4, ffn_dim=960),
-        llm=LLMConfig(hidden_size=576, layers=30, heads=9, kv_heads=3, intermediate_size=1536, vocab_size=49152,
-                      rope_theta=100000.0, rms_norm_eps=1e-5, tie_word_embeddings=True,
-                      max_position_embeddings=8192, eos_token_id=0),
-        sources=SourcesConfig(encoder="packaged:whisper-tiny.en", llm="packaged:smollm2-135m",
-                              tokenizer="packaged:smollm2-135m"),
+        llm=LLMConfig(
+            hidden_size=576,
+            layers=30,
+            heads=9,
+            kv_heads=3,
+            intermediate_size=1536,
+            vocab_size=49152,
+            rope_theta=100000.0,
+            rms_norm_eps=1e-5,
+            tie_word_embeddings=True,
+            max_position_embeddings=8192,
+            eos_token_id=0,
+        ),
+        sources=SourcesConfig(
+            encoder="packaged:whisper-tiny.en", llm="packaged:smollm2-135m", tokenizer="packaged:smollm2-135m"
+        ),
         prompt_language="en",
         trained=False,
     )
@@ -34,8 +47,15 @@ def _tiny() -> ModelConfig:
         name="tiny",
         encoder=EncoderConfig(n_mels=80, d_model=32, layers=2, heads=2, ffn_dim=64, max_positions=1500),
         adaptor=AdaptorConfig(d_model=32, layers=2, heads=2, ffn_dim=64, dropout=0.0),
-        llm=LLMConfig(hidden_size=32, layers=2, heads=4, kv_heads=2, intermediate_size=64, vocab_size=151646,
-                      max_position_embeddings=4096),
+        llm=LLMConfig(
+            hidden_size=32,
+            layers=2,
+            heads=4,
+            kv_heads=2,
+            intermediate_size=64,
+            vocab_size=151646,
+            max_position_embeddings=4096,
+        ),
         sources=SourcesConfig(tokenizer="packaged:qwen2"),
         trained=False,
     )

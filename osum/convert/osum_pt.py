@@ -34,8 +34,14 @@ _ENC_RENAMES = [
     (r"^down_sample_2\.conv\.7\.", "adaptor.downsample.convs.2."),
     (r"^speech_transformer\.embed\.out\.0\.", "adaptor.input_proj."),
     (r"^speech_transformer\.embed\.out\.1\.", "adaptor.input_norm."),
-    (r"^speech_transformer\.encoders\.(\d+)\.self_attn\.linear_(q|k|v)\.", r"adaptor.layers.\1.self_attn.\2_proj."),
-    (r"^speech_transformer\.encoders\.(\d+)\.self_attn\.linear_out\.", r"adaptor.layers.\1.self_attn.out_proj."),
+    (
+        r"^speech_transformer\.encoders\.(\d+)\.self_attn\.linear_(q|k|v)\.",
+        r"adaptor.layers.\1.self_attn.\2_proj.",
+    ),
+    (
+        r"^speech_transformer\.encoders\.(\d+)\.self_attn\.linear_out\.",
+        r"adaptor.layers.\1.self_attn.out_proj.",
+    ),
     (r"^speech_transformer\.encoders\.(\d+)\.norm(1|2)\.", r"adaptor.layers.\1.norm\2."),
     (r"^speech_transformer\.encoders\.(\d+)\.feed_forward\.w_1\.", r"adaptor.layers.\1.ffn.fc1."),
     (r"^speech_transformer\.encoders\.(\d+)\.feed_forward\.w_2\.", r"adaptor.layers.\1.ffn.fc2."),
@@ -45,8 +51,10 @@ _ENC_RENAMES = [
 ]
 # Tensors OSUM stores but never uses (left over from speech-token experiments) and the duplicate LLM aliases.
 _UNUSED = ("speaker_head.", "ln_speech.")
-_ALIASES = {"embed_tokens.weight": "llama_model.base_model.model.model.embed_tokens.weight",
-            "lm_head.weight": "llama_model.base_model.model.lm_head.weight"}
+_ALIASES = {
+    "embed_tokens.weight": "llama_model.base_model.model.model.embed_tokens.weight",
+    "lm_head.weight": "llama_model.base_model.model.lm_head.weight",
+}
 SPEECH_BOS_ROW, SPEECH_EOS_ROW = 4097, 4098
 
 
@@ -58,7 +66,9 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file for the user
-        raise CheckpointError(f"{path}: not a loadable torch state dict ({type(exc).__name__}: {exc})") from None
+        raise CheckpointError(
+            f"{path}: not a loadable torch state dict ({type(exc).__name__}: {exc})"
+        ) from None
     if isinstance(obj, dict) and set(obj) == {"module"}:
         obj = obj["module"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
@@ -84,13 +94,18 @@ def infer_config(
         conv1 = sd["encoder.embed.conv.0.weight"]
         d_enc = conv1.shape[0]
         enc = EncoderConfig(
-            n_mels=conv1.shape[1], d_model=d_enc, layers=_count(sd, r"encoder\.encoders\.(\d+)\."),
-            heads=encoder_heads or d_enc // 64, ffn_dim=sd["encoder.encoders.0.feed_forward.w_1.weight"].shape[0],
+            n_mels=conv1.shape[1],
+            d_model=d_enc,
+            layers=_count(sd, r"encoder\.encoders\.(\d+)\."),
+            heads=encoder_heads or d_enc // 64,
+            ffn_dim=sd["encoder.encoders.0.feed_forward.w_1.weight"].shape[0],
             max_positions=sd["encoder.embed.pos_enc.pe"].shape[1],
         )
         d_ad = sd["down_sample_2.conv.1.weight"].shape[0]
         adaptor = AdaptorConfig(
-            d_model=d_ad, layers=_count(sd, r"speech_transformer\.encoders\.(\d+)\."), heads=adaptor_heads,
+            d_model=d_ad,
+            layers=_count(sd, r"speech_transformer\.encoders\.(\d+)\."),
+            heads=adaptor_heads,
             ffn_dim=sd["speech_transformer.encoders.0.feed_forward.w_1.weight"].shape[0],
             max_positions=sd["speech_transformer.embed.pos_enc.pe"].shape[1],
         )
@@ -98,27 +113,50 @@ def infer_config(
         embed = sd[p + "embed_tokens.weight"]
         hidden = embed.shape[1]
         lora_a = [k for k in sd if k.startswith(p + "layers.0.") and ".lora_A." in k]
-        k_proj = sd.get(p + "layers.0.self_attn.k_proj.base_layer.weight", sd.get(p + "layers.0.self_attn.k_proj.weight"))
+        k_proj = sd.get(
+            p + "layers.0.self_attn.k_proj.base_layer.weight", sd.get(p + "layers.0.self_attn.k_proj.weight")
+        )
         up = sd[p + "layers.0.mlp.up_proj.weight"]
     except KeyError as exc:
         raise CheckpointError(f"not an OSUM state dict: key {exc.args[0]!r} is missing") from None
     cfg = dict(llm_config or {})
     heads = llm_heads or cfg.get("num_attention_heads") or (28 if hidden == 3584 else None)
     if not heads:
-        raise CheckpointError(f"cannot tell the LLM's attention heads from hidden size {hidden}: pass llm_heads")
+        raise CheckpointError(
+            f"cannot tell the LLM's attention heads from hidden size {hidden}: pass llm_heads"
+        )
     head_dim = hidden // heads
     theta = cfg.get("rope_theta") or (cfg.get("rope_parameters") or {}).get("rope_theta") or 1_000_000.0
     llm = LLMConfig(
-        hidden_size=hidden, layers=_count(sd, re.escape(p) + r"layers\.(\d+)\."), heads=heads,
-        kv_heads=k_proj.shape[0] // head_dim, intermediate_size=up.shape[0], vocab_size=embed.shape[0],
-        rope_theta=float(theta), rms_norm_eps=float(cfg.get("rms_norm_eps", 1e-6)), tie_word_embeddings=False,
-        max_position_embeddings=int(cfg.get("max_position_embeddings", 32768)), eos_token_id=151643,
+        hidden_size=hidden,
+        layers=_count(sd, re.escape(p) + r"layers\.(\d+)\."),
+        heads=heads,
+        kv_heads=k_proj.shape[0] // head_dim,
+        intermediate_size=up.shape[0],
+        vocab_size=embed.shape[0],
+        rope_theta=float(theta),
+        rms_norm_eps=float(cfg.get("rms_norm_eps", 1e-6)),
+        tie_word_embeddings=False,
+        max_position_embeddings=int(cfg.get("max_position_embeddings", 32768)),
+        eos_token_id=151643,
     )
     targets = sorted({k.split(".lora_A.")[0].rsplit(".", 1)[1] for k in lora_a})
-    lora = LoraConfig(enabled=bool(lora_a), r=sd[lora_a[0]].shape[0] if lora_a else 8, alpha=lora_alpha,
-                      target_modules=targets or LoraConfig().target_modules)
-    return ModelConfig(name="osum-converted", encoder=enc, adaptor=adaptor, llm=llm, lora=lora,
-                       sources=SourcesConfig(tokenizer="packaged:qwen2"), prompt_language="zh", trained=True)
+    lora = LoraConfig(
+        enabled=bool(lora_a),
+        r=sd[lora_a[0]].shape[0] if lora_a else 8,
+        alpha=lora_alpha,
+        target_modules=targets or LoraConfig().target_modules,
+    )
+    return ModelConfig(
+        name="osum-converted",
+        encoder=enc,
+        adaptor=adaptor,
+        llm=llm,
+        lora=lora,
+        sources=SourcesConfig(tokenizer="packaged:qwen2"),
+        prompt_language="zh",
+        trained=True,
+    )
 
 
 def _same(a: torch.Tensor, b: torch.Tensor, atol: float = 0.0) -> bool:
@@ -161,7 +199,9 @@ def map_state_dict(sd: dict[str, torch.Tensor], config: ModelConfig) -> dict[str
             new = f"{m.group(1)}.base_layer.{m.group(3)}"
         out[new] = value
     if unknown:
-        raise CheckpointError(f"{len(unknown)} tensors have no place in the OSUM model: {sorted(unknown)[:20]}")
+        raise CheckpointError(
+            f"{len(unknown)} tensors have no place in the OSUM model: {sorted(unknown)[:20]}"
+        )
     return out
 
 

@@ -22,7 +22,9 @@ def _qwen2_config_from(cfg, eos_token_id: int | None) -> Qwen2Config:
         raise CheckpointError(f"LLM type {cfg.model_type!r} is not supported; osum loads {list(_SUPPORTED)}")
     head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
     if head_dim * cfg.num_attention_heads != cfg.hidden_size:
-        raise CheckpointError(f"head_dim {head_dim} x heads {cfg.num_attention_heads} != hidden {cfg.hidden_size}")
+        raise CheckpointError(
+            f"head_dim {head_dim} x heads {cfg.num_attention_heads} != hidden {cfg.hidden_size}"
+        )
     rope = getattr(cfg, "rope_parameters", None) or {"rope_theta": getattr(cfg, "rope_theta", 10000.0)}
     if rope.get("rope_type", "default") != "default":
         raise CheckpointError(f"RoPE scaling {rope.get('rope_type')!r} is not supported yet")

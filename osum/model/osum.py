@@ -78,13 +78,17 @@ class OsumModel(nn.Module):
         """ids ``(...,)`` -> ``(..., H)``."""
         return self.lm.get_input_embeddings()(ids)
 
-    def encode_speech(self, feats: torch.Tensor, feat_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode_speech(
+        self, feats: torch.Tensor, feat_lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """feats ``(B, T, M)``, lengths ``(B,)`` -> (speech ``(B, T2, H)``, speech lengths ``(B,)``)."""
         enc, enc_lengths = self.encoder(feats, feat_lengths)
         speech, speech_lengths = self.adaptor(enc, enc_lengths)
         expected = num_speech_tokens(feat_lengths)
         if not torch.equal(speech_lengths, expected):
-            raise RuntimeError(f"speech token count {speech_lengths.tolist()} != num_speech_tokens {expected.tolist()}")
+            raise RuntimeError(
+                f"speech token count {speech_lengths.tolist()} != num_speech_tokens {expected.tolist()}"
+            )
         return speech, speech_lengths
 
     def _rows(
@@ -125,7 +129,9 @@ class OsumModel(nn.Module):
         return embeds, out_labels, mask, position_ids
 
     def _check_speech_tokens(self, batch: Batch, speech_lengths: torch.Tensor) -> None:
-        if batch.speech_tokens is not None and not torch.equal(batch.speech_tokens.to(speech_lengths), speech_lengths):
+        if batch.speech_tokens is not None and not torch.equal(
+            batch.speech_tokens.to(speech_lengths), speech_lengths
+        ):
             raise ValueError(
                 f"collator speech token counts {batch.speech_tokens.tolist()} do not match the model's "
                 f"{speech_lengths.tolist()}: build batches with osum.model.adaptor.num_speech_tokens"

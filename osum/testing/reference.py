@@ -14,8 +14,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-_NORM_SUFFIXES = ("norm1.weight", "norm2.weight", "after_norm.weight", "embed.out.1.weight", "ln_speech.weight",
-                  "input_layernorm.weight", "post_attention_layernorm.weight", "model.norm.weight")
+_NORM_SUFFIXES = (
+    "norm1.weight",
+    "norm2.weight",
+    "after_norm.weight",
+    "embed.out.1.weight",
+    "ln_speech.weight",
+    "input_layernorm.weight",
+    "post_attention_layernorm.weight",
+    "model.norm.weight",
+)
 
 
 def formula_tensor(k: int, shape: list[int], one_plus: bool, consts: dict) -> np.ndarray:
@@ -23,9 +31,9 @@ def formula_tensor(k: int, shape: list[int], one_plus: bool, consts: dict) -> np
     n = int(np.prod(shape))
     i = np.arange(n, dtype=np.int64)
     q = (i * (i + (consts["q_mul"] * k + consts["q_add"]))) % consts["modulus"]
-    theta = (consts["a_i"] * i.astype(np.float64) + (consts["a_k"] * k + consts["s"])) + consts["a_q"] * q.astype(
-        np.float64
-    )
+    theta = (consts["a_i"] * i.astype(np.float64) + (consts["a_k"] * k + consts["s"])) + consts[
+        "a_q"
+    ] * q.astype(np.float64)
     amp = 1.0 / np.sqrt(n / shape[0]) if len(shape) >= 2 else 0.02
     w = amp * np.sin(theta)
     if one_plus:

@@ -48,10 +48,14 @@ def _load(name: str) -> dict[str, np.ndarray]:
 def _single_batch(ref: dict[str, np.ndarray]) -> Batch:
     mel = torch.from_numpy(ref["mel"])[None]
     p, t = torch.from_numpy(ref["prompt_ids"])[None], torch.from_numpy(ref["label_ids"])[None]
-    return Batch(mel, torch.tensor([mel.shape[1]]), p, torch.tensor([p.shape[1]]), t, torch.tensor([t.shape[1]]))
+    return Batch(
+        mel, torch.tensor([mel.shape[1]]), p, torch.tensor([p.shape[1]]), t, torch.tensor([t.shape[1]])
+    )
 
 
-def _close(actual: torch.Tensor, expected: np.ndarray, atol: float, rtol: float = 1e-4, what: str = "") -> None:
+def _close(
+    actual: torch.Tensor, expected: np.ndarray, atol: float, rtol: float = 1e-4, what: str = ""
+) -> None:
     np.testing.assert_allclose(actual.detach().float().numpy(), expected, atol=atol, rtol=rtol, err_msg=what)
 
 
@@ -117,9 +121,12 @@ def test_padded_batch_equals_each_utterance_alone(model):
     b = _load("batch.npz")
     refs = [_load(n) for n in SINGLES]
     batch = Batch(
-        torch.from_numpy(b["batch_feats"]), torch.from_numpy(b["batch_feats_lengths"]).long(),
-        torch.from_numpy(b["batch_prompt"]).clamp(min=0), torch.from_numpy(b["batch_prompt_lengths"]).long(),
-        torch.from_numpy(b["batch_target"]).clamp(min=0), torch.from_numpy(b["batch_target_lengths"]).long(),
+        torch.from_numpy(b["batch_feats"]),
+        torch.from_numpy(b["batch_feats_lengths"]).long(),
+        torch.from_numpy(b["batch_prompt"]).clamp(min=0),
+        torch.from_numpy(b["batch_prompt_lengths"]).long(),
+        torch.from_numpy(b["batch_target"]).clamp(min=0),
+        torch.from_numpy(b["batch_target_lengths"]).long(),
     )
     with torch.no_grad():
         enc, enc_len = model.encoder(batch.feats, batch.feat_lengths)

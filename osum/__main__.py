@@ -1,0 +1,5 @@
+import sys
+
+from osum.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,172 @@
+"""The user-facing object: ``osum.load(...)`` -> :class:`Osum` with ``run`` and ``save``.
+
+>>> model = osum.load("tiny")                               # doctest: +SKIP
+>>> model.run(["a.wav"], tasks=["asr", "sgc"])[0]["sgc"].labels   # doctest: +SKIP
+{'gender': 'female'}
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from osum.checkpoint import PROMPTS_FILE, build_model, load_checkpoint, save_checkpoint
+from osum.config import ModelConfig
+from osum.data.audio import batch_log_mel, load_audio
+from osum.errors import ConfigError, OsumError, TaskError
+from osum.inference.decoding import DecodingOptions, generate_ids
+from osum.model.osum import Batch, OsumModel
+from osum.presets import PRESETS, preset_config
+from osum.runtime import default_device, parse_dtype
+from osum.tasks import PromptTable, Task, TaskResult, default_prompts, get_task
+
+AudioInput = str | os.PathLike | np.ndarray | torch.Tensor
+
+
+@dataclass(frozen=True)
+class _Item:
+    audio: int  # index into the input list
+    task: Task
+    prompt: str
+
+
+class Osum:
+    """An OSUM model with its tokenizer and prompt sets, ready to answer the eight speech tasks."""
+
+    def __init__(
+        self,
+        model: OsumModel,
+        tokenizer: PreTrainedTokenizerBase,
+        prompts: PromptTable | None = None,
+        source: str = "",
+    ) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.prompts = prompts or default_prompts()
+        self.source = source
+
+    @property
+    def config(self) -> ModelConfig:
+        return self.model.config
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.speech_bos.device
+
+    def task(self, name: str) -> Task:
+        """The registry task ``name`` with this model's prompt set applied."""
+        return get_task(name, prompts=self.prompts)
+
+    def save(self, out_dir: str | os.PathLike) -> Path:
+        """Write a self-describing checkpoint directory (config, weights, tokenizer, prompts)."""
+        out = save_checkpoint(out_dir, self.model, self.tokenizer)
+        self.prompts.save(out / PROMPTS_FILE)
+        return out
+
+    # ------------------------------------------------------------------------------------------- inference
+
+    def run(
+        self,
+        audios: Sequence[AudioInput],
+        tasks: Sequence[str] | str = ("asr",),
+        prompt: str | None = None,
+        options: DecodingOptions | None = None,
+        sample_rate: int | None = None,
+        progress: bool = False,
+    ) -> list[dict[str, TaskResult]]:
+        """Answer every task for every clip -> one ``{task_name: TaskResult}`` per clip, in input order.
+
+        ``audios`` are paths, or arrays/tensors ``(N,)``/``(N, C)`` with ``sample_rate``. ``prompt`` replaces the
+        task's instruction (the task then only says how to parse the answer). Utterances are decoded in batches of
+        ``options.batch_size``, sorted by length; a padded batch gives the same answers as one clip at a time.
+        """
+        options = options or DecodingOptions()
+        task_list = [self.task(t) for t in ([tasks] if isinstance(tasks, str) else tasks)]
+        if not task_list:
+            raise TaskError("no task given")
+        if prompt is not None and not prompt.strip():
+            raise TaskError("the prompt is empty")
+        waves = [self._load(a, i, sample_rate) for i, a in enumerate(audios)]
+        lang = self.config.prompt_language
+        items = [
+            _Item(i, t, prompt if prompt is not None else t.prompt(lang))
+            for i in range(len(waves))
+            for t in task_list
+        ]
+        items.sort(key=lambda it: -waves[it.audio].shape[0])  # similar lengths together: less padding
+        results: list[dict[str, TaskResult]] = [{} for _ in waves]
+        batches = list(_chunks(items, options.batch_size))
+        if progress:
+            from tqdm import tqdm
+
+            batches = tqdm(batches, desc="decoding", unit="batch")
+        for chunk in batches:
+            texts = self._decode([waves[it.audio] for it in chunk], [it.prompt for it in chunk], options)
+            for it, text in zip(chunk, texts, strict=True):
+                results[it.audio][it.task.name] = it.task.parse(text)
+        return results
+
+    def _load(self, audio: AudioInput, index: int, sample_rate: int | None) -> torch.Tensor:
+        name = str(audio) if isinstance(audio, (str, os.PathLike)) else f"audio[{index}]"
+        return load_audio(audio, sample_rate, max_seconds=self.config.max_audio_seconds, name=name)
+
+    def _decode(self, waves: list[torch.Tensor], prompts: list[str], options: DecodingOptions) -> list[str]:
+        feats, lengths = batch_log_mel(waves, self.config.encoder.n_mels)
+        ids = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+        width = max(len(x) for x in ids)
+        prompt_ids = torch.tensor([x + [0] * (width - len(x)) for x in ids], dtype=torch.long)
+        batch = Batch(
+            feats=feats,
+            feat_lengths=lengths,
+            prompt_ids=prompt_ids,
+            prompt_lengths=torch.tensor([len(x) for x in ids]),
+            target_ids=torch.zeros(len(ids), 0, dtype=torch.long),
+            target_lengths=torch.zeros(len(ids), dtype=torch.long),
+        ).to(self.device)
+        out = generate_ids(self.model, batch, options)
+        return [self.tokenizer.decode(x, skip_special_tokens=True) for x in out]
+
+
+def _chunks(items: list[_Item], size: int) -> Iterator[list[_Item]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def load(
+    name_or_dir: str | os.PathLike = "mini",
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | str | None = None,
+    seed: int = 0,
+) -> Osum:
+    """Load a checkpoint directory or build a preset (``mini``, ``tiny``; ``osum-7b`` needs converted weights).
+
+    ``dtype`` is the LLM's (default: bf16 on CUDA, float32 on CPU); encoder and adaptor run in float32.
+    """
+    dev = torch.device(device) if device is not None else default_device()
+    llm_dtype = parse_dtype(dtype, dev)
+    path = Path(name_or_dir)
+    if path.is_dir():
+        model, tokenizer, _ = load_checkpoint(path, dev, llm_dtype)
+        prompts = PromptTable.load(path / PROMPTS_FILE) if (path / PROMPTS_FILE).is_file() else None
+        return Osum(model, tokenizer, prompts, source=str(path))
+    name = str(name_or_dir)
+    if name not in PRESETS:
+        raise OsumError(
+            f"{name!r} is neither a checkpoint directory nor a preset ({', '.join(sorted(PRESETS))})"
+        )
+    config = preset_config(name)
+    if name == "osum-7b":
+        raise ConfigError(
+            "the osum-7b preset has no packaged weights: download OSUM's infer.pt (HF ASLP-lab/OSUM) and run "
+            "`osum convert-osum infer.pt DIR`, then load DIR"
+        )
+    model, tokenizer = build_model(config, seed=seed)
+    model.to(dev)
+    model.llm.to(llm_dtype)
+    return Osum(model, tokenizer, None, source=name)

@@ -1,0 +1,37 @@
+"""``osum`` console script: one subcommand per job, each a thin wrapper over a library function."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from collections.abc import Sequence
+
+from osum.cli import convert, demo, infer, tasks
+from osum.errors import OsumError
+
+COMMANDS = {"infer": infer, "demo": demo, "convert-osum": convert, "tasks": tasks}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="osum", description="Open speech understanding models (OSUM-style)."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, module in COMMANDS.items():
+        module.add_parser(sub.add_parser(name, help=module.HELP, description=module.HELP))
+    args = parser.parse_args(argv)
+    # Deprecation chatter between transformers and peft versions is for developers, not CLI users.
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    try:
+        return int(COMMANDS[args.command].run(args) or 0)
+    except OsumError as exc:
+        print(f"osum {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
