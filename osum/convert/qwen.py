@@ -17,17 +17,34 @@ from osum.errors import CheckpointError
 _SUPPORTED = ("qwen2", "llama")
 
 
-def _qwen2_config_from(cfg, eos_token_id: int | None) -> Qwen2Config:
+def _check_supported(cfg) -> None:
+    """Raise CheckpointError for what a Qwen2 model cannot compute (checked before loading any weights)."""
     if cfg.model_type not in _SUPPORTED:
         raise CheckpointError(f"LLM type {cfg.model_type!r} is not supported; osum loads {list(_SUPPORTED)}")
+    # Llama variants with an o_proj or MLP bias, or another activation, are a different computation from Qwen2's.
+    for flag in ("mlp_bias",) + (("attention_bias",) if cfg.model_type == "llama" else ()):
+        if getattr(cfg, flag, False):
+            raise CheckpointError(f"{cfg.model_type} with {flag}=True has no Qwen2 equivalent")
+    if getattr(cfg, "use_sliding_window", False):  # osum's Qwen2 always attends to the whole sequence
+        raise CheckpointError(f"{cfg.model_type} with use_sliding_window=True is not supported")
+    if getattr(cfg, "hidden_act", "silu") != "silu":
+        raise CheckpointError(f"hidden_act {cfg.hidden_act!r} is not supported (Qwen2 uses 'silu')")
     head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
     if head_dim * cfg.num_attention_heads != cfg.hidden_size:
         raise CheckpointError(
             f"head_dim {head_dim} x heads {cfg.num_attention_heads} != hidden {cfg.hidden_size}"
         )
-    rope = getattr(cfg, "rope_parameters", None) or {"rope_theta": getattr(cfg, "rope_theta", 10000.0)}
-    if rope.get("rope_type", "default") != "default":
-        raise CheckpointError(f"RoPE scaling {rope.get('rope_type')!r} is not supported yet")
+    if _rope(cfg).get("rope_type", "default") != "default":
+        raise CheckpointError(f"RoPE scaling {_rope(cfg).get('rope_type')!r} is not supported yet")
+
+
+def _rope(cfg) -> dict:
+    return getattr(cfg, "rope_parameters", None) or {"rope_theta": getattr(cfg, "rope_theta", 10000.0)}
+
+
+def _qwen2_config_from(cfg, eos_token_id: int | None) -> Qwen2Config:
+    _check_supported(cfg)
+    rope = _rope(cfg)
     eos = eos_token_id if eos_token_id is not None else cfg.eos_token_id
     return Qwen2Config(
         hidden_size=cfg.hidden_size,
@@ -78,6 +95,10 @@ def load_llm(
         raise CheckpointError(f"{path}: expected an HF model folder (with config.json) or a .gguf file")
     try:
         cfg = AutoConfig.from_pretrained(folder, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: cannot read the LLM config: {exc}") from None
+    _check_supported(cfg)  # before loading weights: an unsupported 7B model should fail at once
+    try:
         tokenizer = AutoTokenizer.from_pretrained(folder, **kwargs)
         model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, **kwargs)
     except (OSError, ValueError) as exc:

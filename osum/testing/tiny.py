@@ -1,0 +1,50 @@
+"""Tiny random models, clips and batches for tests and smoke runs (shipped in the package so recipes can use them)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from osum.config import SAMPLE_RATE
+from osum.data.audio import batch_log_mel
+from osum.model.osum import Batch
+
+
+def chirp(seconds: float, f0: float = 200.0, f1: float = 2000.0, seed: int = 0) -> np.ndarray:
+    """A deterministic chirp plus a little noise, ``(round(seconds * 16000),)`` float32 at 16 kHz."""
+    n = round(seconds * SAMPLE_RATE)
+    t = np.arange(n) / SAMPLE_RATE
+    x = 0.3 * np.sin(2 * np.pi * (f0 * t + 0.5 * (f1 - f0) / max(seconds, 1e-3) * t**2))
+    x += 0.01 * np.random.default_rng(seed).standard_normal(n)
+    return x.astype(np.float32)
+
+
+def random_batch(
+    durations: list[float], prompt_lengths: list[int], target_lengths: list[int], vocab: int, seed: int = 0
+) -> Batch:
+    """A padded :class:`Batch` of chirps with random prompt/target ids (padding filled with junk on purpose)."""
+    g = torch.Generator().manual_seed(seed)
+    feats, lengths = batch_log_mel([torch.from_numpy(chirp(d, seed=i)) for i, d in enumerate(durations)])
+    p, t = max(prompt_lengths), max(target_lengths)
+    return Batch(
+        feats=feats,
+        feat_lengths=lengths,
+        prompt_ids=torch.randint(0, vocab, (len(durations), p), generator=g),
+        prompt_lengths=torch.tensor(prompt_lengths),
+        target_ids=torch.randint(0, vocab, (len(durations), t), generator=g),
+        target_lengths=torch.tensor(target_lengths),
+    )
+
+
+def row(batch: Batch, i: int) -> Batch:
+    """Row ``i`` of ``batch`` alone, trimmed to its own lengths (what running it by itself means)."""
+    n = int(batch.feat_lengths[i])
+    p, t = int(batch.prompt_lengths[i]), int(batch.target_lengths[i])
+    return Batch(
+        feats=batch.feats[i : i + 1, :n],
+        feat_lengths=batch.feat_lengths[i : i + 1],
+        prompt_ids=batch.prompt_ids[i : i + 1, :p],
+        prompt_lengths=batch.prompt_lengths[i : i + 1],
+        target_ids=batch.target_ids[i : i + 1, :t],
+        target_lengths=batch.target_lengths[i : i + 1],
+    )

@@ -1,0 +1,112 @@
+"""Checkpoint directories: exact save/load round trip, strict loading, and convert-osum's refusals."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+import osum
+from osum.checkpoint import WEIGHTS_FILE, read_config
+from osum.config import to_dict
+from osum.convert.osum_pt import convert_osum
+from osum.errors import CheckpointError
+from osum.testing.tiny import chirp
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    m = osum.load("tiny", device="cpu")
+    with torch.no_grad():
+        for name, p in m.model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.05)
+    return m
+
+
+@pytest.fixture(scope="module")
+def saved(tiny, tmp_path_factory):
+    return tiny.save(tmp_path_factory.mktemp("ckpt") / "tiny")
+
+
+def test_round_trip_is_exact(tiny, saved):
+    assert {p.name for p in saved.iterdir()} == {
+        "config.yaml",
+        "model.safetensors",
+        "tokenizer",
+        "prompts.yaml",
+    }
+    back = osum.load(saved, device="cpu")
+    assert to_dict(back.config) == to_dict(tiny.config)
+    a, b = tiny.model.state_dict(), back.model.state_dict()
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert back.prompts.to_dict() == tiny.prompts.to_dict()
+    assert (
+        back.tokenizer("转录 hello <female>")["input_ids"]
+        == tiny.tokenizer("转录 hello <female>")["input_ids"]
+    )
+    opts = osum.DecodingOptions(max_new_tokens=5)
+    clip = chirp(1.2)
+    r1 = tiny.run([clip], tasks=["asr", "sgc"], sample_rate=16000, options=opts)
+    r2 = back.run([clip], tasks=["asr", "sgc"], sample_rate=16000, options=opts)
+    assert [x["asr"].raw for x in r1] == [x["asr"].raw for x in r2]
+
+
+def test_missing_and_unexpected_keys_are_listed(saved, tmp_path):
+    bad = tmp_path / "bad"
+    shutil.copytree(saved, bad)
+    sd = load_file(str(bad / WEIGHTS_FILE))
+    sd.pop("adaptor.proj.weight")
+    sd["adaptor.extra.weight"] = torch.zeros(2)
+    save_file(sd, str(bad / WEIGHTS_FILE))
+    with pytest.raises(
+        CheckpointError, match=r"missing \['adaptor.proj.weight'\].*unexpected \['adaptor.extra.weight'\]"
+    ):
+        osum.load(bad, device="cpu")
+
+
+def test_shape_mismatch_and_corrupt_files_are_checkpoint_errors(saved, tmp_path):
+    bad = tmp_path / "shape"
+    shutil.copytree(saved, bad)
+    sd = load_file(str(bad / WEIGHTS_FILE))
+    sd["speech_bos"] = torch.zeros(7)
+    save_file(sd, str(bad / WEIGHTS_FILE))
+    with pytest.raises(CheckpointError, match="speech_bos"):
+        osum.load(bad, device="cpu")
+    (bad / WEIGHTS_FILE).write_bytes(b"not a safetensors file")
+    with pytest.raises(CheckpointError, match="model.safetensors"):
+        osum.load(bad, device="cpu")
+    (bad / "config.yaml").write_text("encoder:\n  d_modle: 3\n")
+    with pytest.raises(osum.ConfigError, match="d_modle"):
+        osum.load(bad, device="cpu")
+
+
+def test_unknown_names_are_clear_errors(tmp_path):
+    with pytest.raises(osum.OsumError, match="neither a checkpoint directory nor a preset"):
+        osum.load(tmp_path / "nope")
+    with pytest.raises(osum.ConfigError, match="convert-osum"):
+        osum.load("osum-7b")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError, match="not an osum checkpoint"):
+        read_config(tmp_path / "empty")
+
+
+def test_convert_osum_refuses_foreign_and_unsafe_files(tmp_path):
+    with pytest.raises(CheckpointError, match="file not found"):
+        convert_osum(tmp_path / "missing.pt", tmp_path / "out")
+    torch.save({"encoder.embed.conv.0.weight": torch.zeros(4, 80, 3)}, tmp_path / "partial.pt")
+    with pytest.raises(CheckpointError, match="not an OSUM state dict"):
+        convert_osum(tmp_path / "partial.pt", tmp_path / "out")
+
+    class Evil:  # a pickle that would run code: weights_only=True must refuse it
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    torch.save({"x": Evil()}, tmp_path / "evil.pt")
+    with pytest.raises(CheckpointError, match="not a loadable torch state dict"):
+        convert_osum(tmp_path / "evil.pt", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
