@@ -22,6 +22,7 @@ demo: setup
 	$(VENV)/bin/osum demo
 
 test: setup
+	$(VENV)/bin/ruff check osum tests bench
 	$(PY) -m pytest -q
 
 lint: setup

@@ -32,7 +32,9 @@ TOKENIZER_DIR = "tokenizer"
 PROMPTS_FILE = "prompts.yaml"
 
 
-def _load_strict(module: torch.nn.Module, state_dict: dict[str, torch.Tensor], what: str) -> None:
+def _load_strict(
+    module: torch.nn.Module, state_dict: dict[str, torch.Tensor], what: str, assign: bool = False
+) -> None:
     """``load_state_dict(strict=True)`` whose failure is a CheckpointError naming the keys at fault."""
     state_dict = _fill_tied(module, state_dict)
     missing, unexpected = (
@@ -45,7 +47,7 @@ def _load_strict(module: torch.nn.Module, state_dict: dict[str, torch.Tensor], w
             f"unexpected {sorted(unexpected)[:20]} ({len(unexpected)})"
         )
     try:
-        module.load_state_dict(state_dict, strict=True)
+        module.load_state_dict(state_dict, strict=True, assign=assign)
     except RuntimeError as exc:  # shape mismatches
         raise CheckpointError(f"{what}: {str(exc).strip()}") from None
 
@@ -154,18 +156,42 @@ def load_checkpoint(
     for name in (WEIGHTS_FILE, TOKENIZER_DIR):
         if not (path / name).exists():
             raise CheckpointError(f"{path}: checkpoint is incomplete, {name} is missing")
-    model = OsumModel(config)
+    # Build on the meta device and adopt the (memory-mapped) tensors: no random init, no second copy in RAM,
+    # which is what makes a 7B checkpoint loadable on a 24 GB machine.
+    with torch.device("meta"):
+        model = OsumModel(config)
     try:
         state_dict = load_file(str(path / WEIGHTS_FILE))
     except (SafetensorError, OSError) as exc:
         raise CheckpointError(f"{path / WEIGHTS_FILE}: cannot read weights: {str(exc).strip()}") from None
-    _load_strict(model, state_dict, str(path / WEIGHTS_FILE))
+    _load_strict(model, state_dict, str(path / WEIGHTS_FILE), assign=True)
+    _materialize_buffers(model)
     tokenizer = AutoTokenizer.from_pretrained(path / TOKENIZER_DIR)
     prompts = None
     if (path / PROMPTS_FILE).is_file():
         prompts = yaml.safe_load((path / PROMPTS_FILE).read_text("utf-8"))
-    model.to(device)
-    if dtype is not None:
-        model.llm.to(dtype)
+    if config.llm.tie_word_embeddings:  # assign=True gave lm_head its own Parameter; share it again
+        model.lm.tie_weights()
+    # Encoder, adaptor and speech markers run in float32 (as in OSUM); the LLM in the requested (or stored) dtype.
+    model.llm.to(device=device, dtype=dtype or model.llm_dtype)
+    model.encoder.to(device=device, dtype=torch.float32)
+    model.adaptor.to(device=device, dtype=torch.float32)
+    for marker in (model.speech_bos, model.speech_eos):
+        marker.data = marker.data.to(device=device, dtype=torch.float32)
     model.eval()
     return model, tokenizer, prompts
+
+
+def _materialize_buffers(model: OsumModel) -> None:
+    """Recompute the non-persistent buffers (fixed tables) that a meta-device build left empty."""
+    from osum.model.adaptor import interleaved_positions
+
+    cfg = model.config.adaptor
+    model.adaptor.positions = interleaved_positions(cfg.max_positions, cfg.d_model)
+    for parent in list(model.modules()):
+        for name, child in parent.named_children():
+            if any(b.is_meta for b in child.buffers(recurse=False)) and hasattr(child, "config"):
+                setattr(parent, name, type(child)(config=child.config))  # e.g. the LLM's rotary embedding
+    left = [n for n, b in model.named_buffers() if b.is_meta]
+    if left:
+        raise CheckpointError(f"cannot rebuild fixed buffers {left} after loading")

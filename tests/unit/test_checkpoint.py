@@ -110,3 +110,25 @@ def test_convert_osum_refuses_foreign_and_unsafe_files(tmp_path):
     with pytest.raises(CheckpointError, match="not a loadable torch state dict"):
         convert_osum(tmp_path / "evil.pt", tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_tied_embeddings_stay_tied_and_dtypes_follow_the_request(tiny, tmp_path):
+    from osum.api import Osum
+    from osum.config import from_dict, to_dict
+    from osum.model.osum import OsumModel
+
+    config = from_dict(type(tiny.config), to_dict(tiny.config), ["llm.tie_word_embeddings=true"])
+    tied = Osum(OsumModel(config), tiny.tokenizer)
+    lm = tied.model.lm
+    assert lm.lm_head.weight is lm.model.embed_tokens.weight
+    out = tied.save(tmp_path / "tied")
+    back = osum.load(out, device="cpu", dtype="bf16")
+    lm = back.model.lm
+    assert lm.lm_head.weight is lm.model.embed_tokens.weight
+    assert back.model.llm_dtype == torch.bfloat16
+    assert back.model.encoder.conv1.weight.dtype == torch.float32
+    assert back.model.speech_bos.dtype == torch.float32
+    res = back.run(
+        [chirp(0.7)], tasks=["asr"], sample_rate=16000, options=osum.DecodingOptions(max_new_tokens=3)
+    )
+    assert isinstance(res[0]["asr"].raw, str)
