@@ -57,7 +57,9 @@ def _cached(key: str, build: Callable[[Path], None]) -> Path:
     try:
         build(tmp)
         (tmp / ".complete").write_text("ok")
-        if final.exists():
+        if (final / ".complete").is_file():  # another process finished first: keep its copy, drop ours
+            return final
+        if final.exists():  # a stale, incomplete folder
             shutil.rmtree(final)
         tmp.rename(final)
     finally:
