@@ -21,3 +21,19 @@ class CheckpointError(OsumError):
 
 class TaskError(OsumError):
     """An unknown task name or a task used in a way it does not support."""
+
+
+class ManifestError(OsumError):
+    """A bad manifest record or file. The message starts with ``file:line:`` (``file.tar:key:`` in a tar shard).
+
+    ``where`` is that location and ``reason`` what is wrong, so a reader that skips bad records can count them.
+    """
+
+    def __init__(self, where: str, reason: str) -> None:
+        super().__init__(f"{where}: {reason}")
+        self.where = where
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        # The default would call ManifestError(message) and fail: pickling matters for DataLoader workers.
+        return (self.__class__, (self.where, self.reason))
