@@ -18,10 +18,11 @@ from transformers import PreTrainedTokenizerBase
 
 from osum.checkpoint import PROMPTS_FILE, build_model, load_checkpoint, save_checkpoint
 from osum.config import ModelConfig
-from osum.data.audio import batch_log_mel, load_audio
+from osum.data.audio import load_audio, log_mel_spectrogram
+from osum.data.collate import collate
 from osum.errors import ConfigError, OsumError, TaskError
 from osum.inference.decoding import DecodingOptions, generate_ids
-from osum.model.osum import Batch, OsumModel
+from osum.model.osum import OsumModel
 from osum.presets import PRESETS, preset_config
 from osum.runtime import default_device, parse_dtype
 from osum.tasks import PromptTable, Task, TaskResult, default_prompts, get_task
@@ -117,18 +118,9 @@ class Osum:
         return load_audio(audio, sample_rate, max_seconds=self.config.max_audio_seconds, name=name)
 
     def _decode(self, waves: list[torch.Tensor], prompts: list[str], options: DecodingOptions) -> list[str]:
-        feats, lengths = batch_log_mel(waves, self.config.encoder.n_mels)
+        feats = [log_mel_spectrogram(w, self.config.encoder.n_mels) for w in waves]
         ids = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
-        width = max(len(x) for x in ids)
-        prompt_ids = torch.tensor([x + [0] * (width - len(x)) for x in ids], dtype=torch.long)
-        batch = Batch(
-            feats=feats,
-            feat_lengths=lengths,
-            prompt_ids=prompt_ids,
-            prompt_lengths=torch.tensor([len(x) for x in ids]),
-            target_ids=torch.zeros(len(ids), 0, dtype=torch.long),
-            target_lengths=torch.zeros(len(ids), dtype=torch.long),
-        ).to(self.device)
+        batch = collate(feats, ids, [[] for _ in ids]).to(self.device)
         out = generate_ids(self.model, batch, options)
         return [self.tokenizer.decode(x, skip_special_tokens=True) for x in out]
 

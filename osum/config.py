@@ -108,6 +108,76 @@ class ModelConfig:
         return self.encoder.max_positions * 2 * HOP_LENGTH / SAMPLE_RATE
 
 
+@dataclass
+class DatasetEntry:
+    """One training source: a manifest in any supported format, mixed in with ``weight``."""
+
+    path: str = ""
+    weight: float = 1.0
+
+
+@dataclass
+class DataConfig:
+    """Data loading, filtering, batching and augmentation (OSUM's values where it has them)."""
+
+    train: list[DatasetEntry] = field(default_factory=list)
+    valid: list[DatasetEntry] = field(default_factory=list)
+    max_frames_in_batch: int = 3900  # sum over the batch of the longest mel length (100 frames per second)
+    max_tokens_in_batch: int = 1900  # batch size x longest LLM sequence (prompt + speech + label)
+    max_batch_size: int = 64
+    sort_buffer: int = 500  # utterances sorted by length together (length bucketing), as OSUM
+    min_seconds: float = 0.1
+    max_seconds: float = 29.0
+    max_label_tokens: int = 200
+    max_total_tokens: int = 1000
+    spec_augment: bool = True
+    time_masks: int = 2
+    max_time_mask: int = 50
+    freq_masks: int = 2
+    max_freq_mask: int = 10
+    prompt_language: str = "en"  # "en", "zh", or "mixed" (pick either at random)
+    random_prompt: bool = True  # a random prompt of the task per utterance (False: always the first)
+    num_workers: int = 2
+    on_error: str = "skip"  # bad manifest lines / unreadable audio: "skip" (count and go on) or "raise"
+    seed: int = 7890
+
+
+@dataclass
+class TrainConfig:
+    """The optimisation loop. Stage 2 of OSUM by default: ASR+X with LoRA on a pretrained LLM."""
+
+    init: str = "mini"  # preset name or checkpoint directory to start from
+    out_dir: str = "exp/run"
+    engine: str = "auto"  # auto | single | ddp | deepspeed (auto: ddp under torchrun, else single)
+    deepspeed_stage: int = 2
+    train_modules: list[str] = field(default_factory=lambda: ["adaptor", "speech_markers", "encoder", "lora"])
+    lr: float = 5e-5
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.99])
+    eps: float = 1e-6
+    weight_decay: float = 0.01
+    scheduler: str = "warmup_inverse_sqrt"  # warmup_inverse_sqrt (OSUM's WarmupLR) | warmup_cosine | constant
+    warmup_steps: int = 8000
+    max_steps: int = 10000  # optimizer steps
+    max_epochs: int = 100
+    grad_accum: int = 4
+    grad_clip: float = 5.0
+    precision: str = "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16
+    grad_checkpointing: bool = False
+    save_every: int = 1250  # optimizer steps; a checkpoint is also written at the end
+    keep_last: int = 3
+    log_every: int = 10
+    valid_every: int = 0  # 0 = only at checkpoints when valid data exist
+    seed: int = 0
+
+
+@dataclass
+class RunConfig:
+    """What ``osum train CONFIG`` reads: data + train sections (the model comes from ``train.init``)."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
 T = TypeVar("T")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -52,3 +53,29 @@ def parse_dtype(name: str | torch.dtype | None, device: torch.device | None = No
         from osum.errors import ConfigError
 
         raise ConfigError(f"unknown dtype {name!r}; choose one of {sorted(_DTYPES)}") from None
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """This process's place in a distributed run (torchrun sets RANK, WORLD_SIZE, LOCAL_RANK)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def dist_info() -> DistInfo:
+    """Read torchrun's environment; a plain ``python`` run is rank 0 of 1."""
+    return DistInfo(
+        rank=int(os.environ.get("RANK", 0)),
+        world_size=int(os.environ.get("WORLD_SIZE", 1)),
+        local_rank=int(os.environ.get("LOCAL_RANK", 0)),
+    )

@@ -7,10 +7,10 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from osum.cli import convert, demo, infer, tasks
+from osum.cli import convert, demo, infer, tasks, train
 from osum.errors import OsumError
 
-COMMANDS = {"infer": infer, "demo": demo, "convert-osum": convert, "tasks": tasks}
+COMMANDS = {"infer": infer, "demo": demo, "convert-osum": convert, "tasks": tasks, "train": train}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,6 +13,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from osum.config import HOP_LENGTH, AdaptorConfig
 from osum.model.encoder import SelfAttention, encoder_frames, lengths_to_mask
@@ -116,6 +117,7 @@ class Adaptor(nn.Module):
         )
         self.final_norm = nn.LayerNorm(d, eps=1e-5)
         self.proj = nn.Linear(d, d_llm)
+        self.gradient_checkpointing = False  # recompute layer activations in backward (saves memory)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x ``(B, T1, D_enc)``, lengths ``(B,)`` -> (speech ``(B, T2, H)``, speech lengths ``(B,)``)."""
@@ -133,5 +135,8 @@ class Adaptor(nn.Module):
         mask = lengths_to_mask(out_lengths, y.shape[1])
         attn_mask = None if bool(mask.all()) else mask
         for layer in self.layers:
-            y = layer(y, attn_mask)
+            if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
+                y = checkpoint(layer, y, attn_mask, use_reentrant=False)
+            else:
+                y = layer(y, attn_mask)
         return self.proj(self.final_norm(y)), out_lengths

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from osum.config import EncoderConfig
 
@@ -94,6 +95,7 @@ class WhisperEncoder(nn.Module):
             WhisperEncoderLayer(d, config.heads, config.ffn_dim) for _ in range(config.layers)
         )
         self.layer_norm = nn.LayerNorm(d)
+        self.gradient_checkpointing = False  # recompute layer activations in backward (saves memory)
 
     @property
     def max_mel_frames(self) -> int:
@@ -116,5 +118,8 @@ class WhisperEncoder(nn.Module):
         mask = lengths_to_mask(out_lengths, x.shape[1])
         attn_mask = None if bool(mask.all()) else mask
         for layer in self.layers:
-            x = layer(x, attn_mask)
+            if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
+                x = checkpoint(layer, x, attn_mask, use_reentrant=False)
+            else:
+                x = layer(x, attn_mask)
         return self.layer_norm(x), out_lengths

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from osum.config import ModelConfig
@@ -45,7 +46,7 @@ class Batch:
 @dataclass
 class OsumOutput:
     loss: torch.Tensor | None  # () mean cross-entropy over target tokens
-    logits: torch.Tensor  # (B, S, V)
+    logits: torch.Tensor  # (B, S, V); (N, V) at the N scored positions when full_logits=False
     labels: torch.Tensor  # (B, S) IGNORE_INDEX outside targets (unshifted; HF shifts inside)
     attention_mask: torch.Tensor  # (B, S) 1 = valid
     position_ids: torch.Tensor  # (B, S)
@@ -137,28 +138,44 @@ class OsumModel(nn.Module):
                 f"{speech_lengths.tolist()}: build batches with osum.model.adaptor.num_speech_tokens"
             )
 
-    def forward(self, batch: Batch, output_hidden_states: bool = False) -> OsumOutput:
-        """Teacher-forced pass over [prompt, BOS, speech, EOS, target]; loss on target tokens only."""
+    def forward(
+        self, batch: Batch, output_hidden_states: bool = False, full_logits: bool = True
+    ) -> OsumOutput:
+        """Teacher-forced pass over [prompt, BOS, speech, EOS, target]; loss on target tokens only.
+
+        With ``full_logits=False`` (training) the LM head runs only where a target token is predicted, which
+        saves a ``(B, S, V)`` tensor (V = 152k for Qwen2) and most of the step time of small models;
+        ``logits`` is then ``(N, V)`` for those N positions.
+        """
         speech, speech_lengths = self.encode_speech(batch.feats, batch.feat_lengths)
         self._check_speech_tokens(batch, speech_lengths)
         rows, labels = self._rows(batch, speech, speech_lengths, with_targets=True)
         embeds, labels_t, mask, position_ids = self._pad(rows, labels, left=False)
-        out = self.llm(
+        common = dict(
             inputs_embeds=embeds,
             attention_mask=mask,
             position_ids=position_ids,
-            labels=labels_t,
             output_hidden_states=output_hidden_states,
             use_cache=False,
         )
+        if full_logits:
+            out = self.llm(labels=labels_t, **common)
+            loss, logits, hidden = out.loss, out.logits, out.hidden_states
+        else:
+            lm = self.lm
+            out = lm.model(**common)
+            scored = labels_t[:, 1:] != IGNORE_INDEX  # position t predicts token t + 1
+            logits = lm.lm_head(out.last_hidden_state[:, :-1][scored])
+            loss = F.cross_entropy(logits.float(), labels_t[:, 1:][scored])
+            hidden = out.hidden_states
         return OsumOutput(
-            loss=out.loss,
-            logits=out.logits,
+            loss=loss,
+            logits=logits,
             labels=labels_t,
             attention_mask=mask,
             position_ids=position_ids,
             inputs_embeds=embeds,
-            hidden_states=out.hidden_states,
+            hidden_states=hidden,
         )
 
     def prefix_embeddings(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:

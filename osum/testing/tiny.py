@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -48,3 +50,36 @@ def row(batch: Batch, i: int) -> Batch:
         target_ids=batch.target_ids[i : i + 1, :t],
         target_lengths=batch.target_lengths[i : i + 1],
     )
+
+
+def write_toy_corpus(out_dir: str | Path, n: int = 16, seed: int = 0) -> Path:
+    """A small JSONL manifest of chirp clips for smoke-training: ASR on made-up words plus a gender task whose
+    label is the chirp direction (rising = female). Returns the manifest path."""
+    import json
+    import random
+
+    import soundfile as sf
+
+    out = Path(out_dir)
+    (out / "wavs").mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot"]
+    lines = []
+    for i in range(n):
+        rising = i % 2 == 0
+        seconds = 0.6 + 0.4 * rng.random()
+        wave = chirp(seconds, 300 if rising else 2000, 2000 if rising else 300, seed=seed * 1000 + i)
+        sf.write(out / "wavs" / f"u{i}.wav", wave, SAMPLE_RATE)
+        record = {
+            "key": f"u{i}",
+            "audio": f"wavs/u{i}.wav",
+            "task": "sgc" if i % 4 < 2 else "asr",
+            "text": " ".join(rng.choice(words) for _ in range(2)),
+            "duration": round(len(wave) / SAMPLE_RATE, 4),
+        }
+        if record["task"] == "sgc":
+            record["labels"] = {"gender": "female" if rising else "male"}
+        lines.append(json.dumps(record))
+    manifest = out / "train.jsonl"
+    manifest.write_text("\n".join(lines) + "\n")
+    return manifest

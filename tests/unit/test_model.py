@@ -139,3 +139,26 @@ def test_lora_targets_and_trainable_split(model):
     assert lora_a.shape[0] == 8
     base = [p for n, p in model.llm.named_parameters() if "lora_" not in n]
     assert base and not any(p.requires_grad for p in base)  # peft freezes the base LLM
+
+
+def test_training_loss_path_equals_the_full_logits_loss(model):
+    batch = random_batch(**BATCH, vocab=VOCAB)
+    with torch.no_grad():
+        full, lean = model(batch), model(batch, full_logits=False)
+    torch.testing.assert_close(lean.loss, full.loss, atol=1e-5, rtol=1e-5)
+    assert lean.logits.shape == (int(batch.target_lengths.sum()), VOCAB)
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(model):
+    batch = random_batch(**BATCH, vocab=VOCAB)
+    grads = []
+    for flag in (False, True):
+        model.zero_grad()
+        model.encoder.gradient_checkpointing = model.adaptor.gradient_checkpointing = flag
+        model.train()
+        torch.manual_seed(0)
+        model(batch, full_logits=False).loss.backward()
+        grads.append(model.adaptor.proj.weight.grad.clone())
+    model.eval()
+    model.encoder.gradient_checkpointing = model.adaptor.gradient_checkpointing = False
+    torch.testing.assert_close(grads[0], grads[1])

@@ -1,0 +1,39 @@
+"""Collate prepared utterances into a padded :class:`~osum.model.osum.Batch` (and nothing else)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from osum.model.adaptor import num_speech_tokens
+from osum.model.osum import Batch
+
+
+def _pad_ids(rows: Sequence[Sequence[int]], fill: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max((len(r) for r in rows), default=0)
+    ids = torch.full((len(rows), width), fill, dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = torch.as_tensor(list(r), dtype=torch.long)
+    return ids, torch.tensor([len(r) for r in rows], dtype=torch.long)
+
+
+def collate(
+    feats: Sequence[torch.Tensor],
+    prompt_ids: Sequence[Sequence[int]],
+    target_ids: Sequence[Sequence[int]],
+    pad_id: int = 0,
+) -> Batch:
+    """feats: per utterance ``(T_i, M)``; ids: per utterance lists (targets already end with the end token).
+
+    ``speech_tokens`` is filled from :func:`num_speech_tokens`, which the model checks against its own output.
+    """
+    if not (len(feats) == len(prompt_ids) == len(target_ids)) or not feats:
+        raise ValueError("collate needs the same, non-zero number of features, prompts and targets")
+    lengths = torch.tensor([f.shape[0] for f in feats], dtype=torch.long)
+    out = feats[0].new_zeros(len(feats), int(lengths.max()), feats[0].shape[1])
+    for i, f in enumerate(feats):
+        out[i, : f.shape[0]] = f
+    prompts, prompt_lengths = _pad_ids(prompt_ids, pad_id)
+    targets, target_lengths = _pad_ids(target_ids, pad_id)
+    return Batch(out, lengths, prompts, prompt_lengths, targets, target_lengths, num_speech_tokens(lengths))

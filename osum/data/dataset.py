@@ -1,0 +1,169 @@
+"""Training data: manifests -> filtered, planned batches -> prepared :class:`Batch` es (in worker processes).
+
+``TrainingData`` reads every manifest once (metadata only), measures lengths, applies OSUM's filters and plans
+batches per epoch (:mod:`osum.data.sampler`). ``BatchSet`` is a map-style torch Dataset whose item ``i`` is a whole
+prepared batch: audio decoded, log-mel, SpecAugment, a prompt drawn for each utterance, ASR+X target tokens.
+All randomness is drawn from ``(seed, epoch, utterance index)``, so a resumed run sees exactly the same batches.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import soundfile as sf
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from osum.config import DataConfig, DatasetEntry
+from osum.data.audio import log_mel_spectrogram, num_mel_frames
+from osum.data.augment import spec_augment
+from osum.data.collate import collate
+from osum.data.manifest import Utterance, load_utterance_audio, read_any
+from osum.data.sampler import ItemInfo, filter_items, plan_epoch
+from osum.errors import OsumError
+from osum.model.adaptor import num_speech_tokens
+from osum.model.osum import Batch
+from osum.tasks import PromptTable, Task, get_task
+
+log = logging.getLogger(__name__)
+
+
+def utterance_seconds(u: Utterance) -> float:
+    """Duration from the manifest when present, else from the audio header (cheap: no decoding)."""
+    if u.duration is not None:
+        return float(u.duration)
+    if u.start is not None and u.end is not None:
+        return float(u.end) - float(u.start)
+    if u.audio_bytes is not None:
+        import io
+
+        info = sf.info(io.BytesIO(u.audio_bytes))
+    else:
+        info = sf.info(u.audio)
+    end = float(u.end) if u.end is not None else info.frames / info.samplerate
+    return end - float(u.start or 0.0)
+
+
+@dataclass(frozen=True)
+class PromptSampler:
+    """Draws the instruction for an utterance: random from its task's set (or the first), in en/zh/mixed."""
+
+    prompts: PromptTable
+    language: str = "en"
+    random_prompt: bool = True
+
+    def languages(self) -> tuple[str, ...]:
+        return ("en", "zh") if self.language == "mixed" else (self.language,)
+
+    def draw(self, task: Task, rng: random.Random) -> str:
+        lang = rng.choice(self.languages())
+        choices = self.prompts.get(task, lang) if task.name in self.prompts.entries else task.prompts[lang]
+        return rng.choice(choices) if self.random_prompt else choices[0]
+
+
+class TrainingData:
+    """All utterances of the configured manifests, with the lengths batching needs."""
+
+    def __init__(
+        self,
+        entries: Sequence[DatasetEntry],
+        cfg: DataConfig,
+        tokenizer: PreTrainedTokenizerBase,
+        prompts: PromptTable,
+        eos_id: int,
+        n_mels: int = 80,
+    ) -> None:
+        if not entries:
+            raise OsumError("no training data: set data.train to a list of {path, weight}")
+        self.cfg, self.tokenizer, self.eos_id, self.n_mels = cfg, tokenizer, eos_id, n_mels
+        self.prompter = PromptSampler(prompts, cfg.prompt_language, cfg.random_prompt)
+        self.weights = [e.weight for e in entries]
+        self.utterances: list[Utterance] = []
+        self.skipped: Counter = Counter()
+        infos: list[ItemInfo] = []
+        prompt_len: dict[str, int] = {}
+        for source, entry in enumerate(entries):
+            reader = read_any(entry.path, on_error=cfg.on_error)
+            for u in reader:
+                task = get_task(u.task)
+                try:
+                    seconds = utterance_seconds(u)
+                except (RuntimeError, OSError, sf.LibsndfileError) as exc:
+                    if cfg.on_error == "raise":
+                        raise OsumError(f"{u.audio}: cannot read audio header: {exc}") from None
+                    self.skipped["unreadable audio"] += 1
+                    continue
+                if task.name not in prompt_len:
+                    prompt_len[task.name] = max(
+                        len(self._ids(p))
+                        for lang in self.prompter.languages()
+                        for p in self._task_prompts(task, lang)
+                    )
+                label = len(self._ids(task.target(u.text, u.labels, u.words, u.answer))) + 1
+                frames = num_mel_frames(round(seconds * 16000))
+                total = prompt_len[task.name] + int(num_speech_tokens(frames)) + 2 + label
+                infos.append(ItemInfo(len(self.utterances), frames, total, label, source))
+                self.utterances.append(u)
+            self.skipped.update({f"manifest: {reason}": 1 for _, reason in getattr(reader, "skipped", [])})
+        self.items, dropped = filter_items(infos, cfg)
+        self.skipped.update({f"filter: {k}": v for k, v in dropped.items()})
+        if not self.items:
+            raise OsumError(
+                f"no usable utterances in {[e.path for e in entries]} (dropped: {dict(self.skipped)})"
+            )
+        log.info("training data: %d utterances kept, dropped %s", len(self.items), dict(self.skipped))
+
+    def _ids(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def _task_prompts(self, task: Task, lang: str) -> tuple[str, ...]:
+        if task.name in self.prompter.prompts.entries:
+            return self.prompter.prompts.get(task, lang)
+        return task.prompts[lang]
+
+    def plan(self, epoch: int) -> list[list[int]]:
+        return plan_epoch(self.items, self.weights, self.cfg, epoch)
+
+    def batch_set(self, batches: list[list[int]], epoch: int, train: bool = True) -> BatchSet:
+        return BatchSet(self, batches, epoch, train)
+
+
+class BatchSet(torch.utils.data.Dataset):
+    """Item ``i`` = planned batch ``i``, fully prepared. Unreadable audio is dropped from its batch and counted."""
+
+    def __init__(self, data: TrainingData, batches: list[list[int]], epoch: int, train: bool) -> None:
+        self.data, self.batches, self.epoch, self.train = data, batches, epoch, train
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, i: int) -> tuple[Batch | None, int]:
+        d, cfg = self.data, self.data.cfg
+        feats, prompts, targets, bad = [], [], [], 0
+        for index in self.batches[i]:
+            u = d.utterances[index]
+            rng = random.Random(f"{cfg.seed}:{self.epoch}:{index}")
+            try:
+                wave = load_utterance_audio(u, max_seconds=cfg.max_seconds + 1.0)
+                mel = log_mel_spectrogram(wave, d.n_mels)
+            except OsumError as exc:
+                if cfg.on_error == "raise":
+                    raise
+                log.warning("skipping %s: %s", u.key, exc)
+                bad += 1
+                continue
+            if self.train and cfg.spec_augment:
+                mel = spec_augment(
+                    mel, rng, cfg.time_masks, cfg.max_time_mask, cfg.freq_masks, cfg.max_freq_mask
+                )
+            task = get_task(u.task)
+            prompts.append(d._ids(d.prompter.draw(task, rng)))
+            targets.append(d._ids(task.target(u.text, u.labels, u.words, u.answer)) + [d.eos_id])
+            feats.append(mel)
+        if not feats:
+            return None, bad
+        return collate(feats, prompts, targets, pad_id=d.eos_id), bad

@@ -1,0 +1,83 @@
+"""What trains (staged freezing), the optimizer and the learning-rate schedule."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from osum.config import TrainConfig
+from osum.errors import ConfigError
+from osum.model.osum import OsumModel
+
+# The OSUM authors' stages: adaptor -> + encoder -> + LoRA (maintainer, OSUM issue #22).
+MODULES = ("adaptor", "speech_markers", "encoder", "lora", "llm")
+
+
+def set_trainable(model: OsumModel, modules: list[str]) -> list[nn.Parameter]:
+    """Freeze everything, then unfreeze the named parts; returns the trainable parameters.
+
+    ``lora``: the LoRA matrices; ``llm``: every LLM weight (full fine-tuning); ``speech_markers``: the learned
+    speech BOS/EOS vectors. The encoder's fixed position table never trains.
+    """
+    unknown = sorted(set(modules) - set(MODULES))
+    if unknown:
+        raise ConfigError(f"train.train_modules: unknown {unknown}; choose from {list(MODULES)}")
+    for p in model.parameters():
+        p.requires_grad_(False)
+    groups = {
+        "adaptor": [model.adaptor],
+        "encoder": [model.encoder],
+        "llm": [model.llm],
+    }
+    for name in modules:
+        for module in groups.get(name, []):
+            for p in module.parameters():
+                p.requires_grad_(True)
+    if "speech_markers" in modules:
+        model.speech_bos.requires_grad_(True)
+        model.speech_eos.requires_grad_(True)
+    if "lora" in modules:
+        found = [p for n, p in model.llm.named_parameters() if "lora_" in n]
+        if not found:
+            raise ConfigError(
+                "train.train_modules has 'lora' but the model has no LoRA (lora.enabled is false)"
+            )
+        for p in found:
+            p.requires_grad_(True)
+    model.encoder.embed_positions.weight.requires_grad_(False)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ConfigError("train.train_modules selects no parameters")
+    return params
+
+
+def build_optimizer(params: list[nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW as OSUM (lr 5e-5, betas 0.9/0.99, eps 1e-6, weight decay 0.01 by default)."""
+    return torch.optim.AdamW(
+        params, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=cfg.weight_decay
+    )
+
+
+def lr_factor(step: int, cfg: TrainConfig) -> float:
+    """Multiplier of ``cfg.lr`` after ``step`` optimizer steps."""
+    warm = max(cfg.warmup_steps, 0)
+    if cfg.scheduler == "constant":
+        return min(1.0, (step + 1) / warm) if warm else 1.0
+    if cfg.scheduler == "warmup_inverse_sqrt":  # WeNet's WarmupLR: peak lr at `warm`, then ~ 1/sqrt(step)
+        s = step + 1
+        return min(s / warm, math.sqrt(warm / s)) if warm else 1.0 / math.sqrt(s)
+    if cfg.scheduler == "warmup_cosine":
+        if step < warm:
+            return (step + 1) / warm
+        progress = min(1.0, (step - warm) / max(1, cfg.max_steps - warm))
+        return 0.5 * (1 + math.cos(math.pi * progress))
+    raise ConfigError(
+        f"train.scheduler {cfg.scheduler!r}: choose warmup_inverse_sqrt, warmup_cosine or constant"
+    )
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.lr_scheduler.LambdaLR:
+    lr_factor(0, cfg)  # validate the name now, not at the first step
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, cfg))
