@@ -79,6 +79,16 @@ class Trainer:
             model.config.llm.eos_token_id,
             model.config.encoder.n_mels,
         )
+        self.valid = None
+        if run.data.valid:
+            self.valid = TrainingData(
+                run.data.valid,
+                run.data,
+                self.osum.tokenizer,
+                self.osum.prompts,
+                model.config.llm.eos_token_id,
+                model.config.encoder.n_mels,
+            )
         if state is not None:
             set_rng_state(state["rng"])
         else:
@@ -171,7 +181,11 @@ class Trainer:
                 if pos.step % cfg.log_every == 0 or pos.step == cfg.max_steps:
                     self._log(pos, window, float(grad_norm), time.time() - t0, bar)
                     window, t0 = {"loss": 0.0, "n": 0, "audio_s": 0.0, "skipped": 0}, time.time()
+                if cfg.valid_every and pos.step % cfg.valid_every == 0:
+                    self.validate()
                 if pos.step % cfg.save_every == 0 or pos.step == cfg.max_steps:
+                    if not cfg.valid_every:
+                        self.validate()
                     self.save()
                 if pos.step >= cfg.max_steps:
                     break
@@ -189,6 +203,37 @@ class Trainer:
         return pos
 
     # ----------------------------------------------------------------------------------------- side jobs
+
+    @torch.no_grad()
+    def validate(self) -> float | None:
+        """Mean loss over the validation manifests (no SpecAugment), logged as ``valid_loss``; rank 0 only.
+
+        The RNG state is saved and restored around it, so validating never changes the training run.
+        """
+        if self.valid is None or not self.dist.is_main:
+            return None
+        from osum.training.state import rng_state
+
+        rng, model = rng_state(), self.osum.model
+        model.eval()
+        total, n = 0.0, 0
+        for batch, _ in self.valid.batch_set(self.valid.plan(0), epoch=0, train=False):
+            if batch is None:
+                continue
+            with self._autocast():
+                total += model(batch.to(self.device), full_logits=False).loss.item()
+            n += 1
+        model.train()
+        set_rng_state(rng)
+        loss = total / max(n, 1)
+        self._write({"step": self.position.step, "valid_loss": loss, "valid_batches": n, "time": time.time()})
+        return loss
+
+    def _write(self, record: dict) -> None:
+        if self._log_file is None:
+            self._log_file = open(self.out / "train_log.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+        self._log_file.write(json.dumps(record) + "\n")
+        self._log_file.flush()
 
     def save(self) -> Path | None:
         """Checkpoint on rank 0 (the other ranks hold identical weights); all ranks wait for it."""
@@ -231,10 +276,7 @@ class Trainer:
             "skipped_utterances": window["skipped"],
             "time": time.time(),
         }
-        if self._log_file is None:
-            self._log_file = open(self.out / "train_log.jsonl", "a", encoding="utf-8")  # noqa: SIM115
-        self._log_file.write(json.dumps(record) + "\n")
-        self._log_file.flush()
+        self._write(record)
         self._tensorboard(record)
         if bar is not None:
             bar.n = pos.step

@@ -50,11 +50,16 @@ def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
 
 
 def test_loss_falls(corpus, tmp_path):
-    run = from_dict(RunConfig, _config(corpus, tmp_path / "run", max_steps=12, save_every=100))
+    cfg = _config(corpus, tmp_path / "run", max_steps=12, save_every=100)
+    cfg["data"]["valid"] = [{"path": str(corpus)}]
+    run = from_dict(RunConfig, cfg)
     trainer = Trainer(run)
     pos = trainer.fit()
     assert pos.step == 12
-    logs = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    logs = [r for r in records if "loss" in r]
+    valid = [r for r in records if "valid_loss" in r]
+    assert [r["step"] for r in valid] == [12] and valid[0]["valid_batches"] > 0
     assert len(logs) == 12 and all(
         set(r) >= {"loss", "lr", "grad_norm", "audio_seconds_per_second"} for r in logs
     )
