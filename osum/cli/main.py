@@ -7,10 +7,17 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from osum.cli import convert, demo, infer, tasks, train
+from osum.cli import convert, data, demo, infer, tasks, train
 from osum.errors import OsumError
 
-COMMANDS = {"infer": infer, "demo": demo, "convert-osum": convert, "tasks": tasks, "train": train}
+COMMANDS = {
+    "infer": infer,
+    "demo": demo,
+    "convert-osum": convert,
+    "tasks": tasks,
+    "train": train,
+    "data": data,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -26,7 +26,7 @@ import soundfile as sf
 from osum.data.synth.card import write_card
 from osum.data.synth.dsp import SAMPLE_RATE, median_f0
 from osum.data.synth.plan import TASK_LABELS, ClipSpec, PlanSettings, plan_corpus
-from osum.data.synth.render import render_clip
+from osum.data.synth.render import Rendered, render_clip
 from osum.data.synth.text import SPLITS
 from osum.errors import ConfigError
 
@@ -70,7 +70,7 @@ class CorpusSummary:
         }
 
 
-def record_of(spec: ClipSpec, rendered, f0: float) -> dict[str, Any]:
+def record_of(spec: ClipSpec, rendered: Rendered, f0: float) -> dict[str, Any]:
     """The manifest record (osum manifest field names) of a rendered clip; ``audio`` relative to OUT."""
     voice = spec.voice
     extra: dict[str, Any] = {

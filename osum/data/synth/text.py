@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from types import MappingProxyType
+from typing import TypeVar
 
 import numpy as np
 
@@ -16,6 +18,7 @@ from osum.data.synth.lexicon import LEXICON
 from osum.errors import OsumError
 
 SPLITS = ("train", "test")
+T = TypeVar("T")
 
 # Style genres; keys are OSUM's style labels (osum.tasks.ssr.STYLE), glosses in comments.
 STYLE_TEMPLATES = MappingProxyType(
@@ -175,7 +178,7 @@ def text_split(key: str, holdout: float) -> str:
     return "test" if int.from_bytes(digest, "big") / 2**64 < holdout else "train"
 
 
-def pick(rng: np.random.Generator, items: tuple | list):
+def pick(rng: np.random.Generator, items: Sequence[T]) -> T:
     """One element of a non-empty sequence (numpy's ``choice`` would turn strings into numpy scalars)."""
     return items[int(rng.integers(len(items)))]
 
