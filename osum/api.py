@@ -22,6 +22,7 @@ from osum.data.audio import load_audio, log_mel_spectrogram
 from osum.data.collate import collate
 from osum.errors import ConfigError, OsumError, TaskError
 from osum.inference.decoding import DecodingOptions, generate_ids
+from osum.model.codec import LLMCodec, WhisperCodec
 from osum.model.osum import OsumModel
 from osum.presets import PRESETS, preset_config
 from osum.runtime import default_device, parse_dtype
@@ -34,7 +35,7 @@ AudioInput = str | os.PathLike | np.ndarray | torch.Tensor
 class _Item:
     audio: int  # index into the input list
     task: Task
-    prompt: str
+    prompt: list[int]  # token ids of the instruction (or the task prefix of a Whisper model)
 
 
 class Osum:
@@ -52,13 +53,25 @@ class Osum:
         self.prompts = prompts or default_prompts()
         self.source = source
 
+    def codec(self, language: str | None = None, random_prompt: bool = True) -> LLMCodec | WhisperCodec:
+        """How this model's prompts and targets become token ids (``language`` defaults to the model's own)."""
+        if self.config.architecture == "whisper":
+            return WhisperCodec(self.tokenizer, self.config.decoder.eot_token_id)
+        return LLMCodec(
+            self.tokenizer,
+            self.prompts,
+            self.config.llm.eos_token_id,
+            language or self.config.prompt_language,
+            random_prompt,
+        )
+
     @property
     def config(self) -> ModelConfig:
         return self.model.config
 
     @property
     def device(self) -> torch.device:
-        return self.model.speech_bos.device
+        return self.model.encoder.conv1.weight.device
 
     def task(self, name: str) -> Task:
         """The registry task ``name`` with this model's prompt set applied."""
@@ -94,12 +107,9 @@ class Osum:
         if prompt is not None and not prompt.strip():
             raise TaskError("the prompt is empty")
         waves = [self._load(a, i, sample_rate) for i, a in enumerate(audios)]
-        lang = self.config.prompt_language
-        items = [
-            _Item(i, t, prompt if prompt is not None else t.prompt(lang))
-            for i in range(len(waves))
-            for t in task_list
-        ]
+        codec = self.codec()
+        prompt_ids = {t.name: codec.prompt_ids(t, prompt=prompt) for t in task_list}
+        items = [_Item(i, t, prompt_ids[t.name]) for i in range(len(waves)) for t in task_list]
         items.sort(key=lambda it: -waves[it.audio].shape[0])  # similar lengths together: less padding
         results: list[dict[str, TaskResult]] = [{} for _ in waves]
         batches = list(_chunks(items, options.batch_size))
@@ -108,7 +118,9 @@ class Osum:
 
             batches = tqdm(batches, desc="decoding", unit="batch")
         for chunk in batches:
-            texts = self._decode([waves[it.audio] for it in chunk], [it.prompt for it in chunk], options)
+            texts = self._decode(
+                [waves[it.audio] for it in chunk], [it.prompt for it in chunk], options, codec
+            )
             for it, text in zip(chunk, texts, strict=True):
                 results[it.audio][it.task.name] = it.task.parse(text)
         return results
@@ -117,12 +129,12 @@ class Osum:
         name = str(audio) if isinstance(audio, (str, os.PathLike)) else f"audio[{index}]"
         return load_audio(audio, sample_rate, max_seconds=self.config.max_audio_seconds, name=name)
 
-    def _decode(self, waves: list[torch.Tensor], prompts: list[str], options: DecodingOptions) -> list[str]:
+    def _decode(
+        self, waves: list[torch.Tensor], prompt_ids: list[list[int]], options: DecodingOptions, codec
+    ) -> list[str]:
         feats = [log_mel_spectrogram(w, self.config.encoder.n_mels) for w in waves]
-        ids = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
-        batch = collate(feats, ids, [[] for _ in ids]).to(self.device)
-        out = generate_ids(self.model, batch, options)
-        return [self.tokenizer.decode(x, skip_special_tokens=True) for x in out]
+        batch = collate(feats, prompt_ids, [[] for _ in prompt_ids]).to(self.device)
+        return [codec.decode(x) for x in generate_ids(self.model, batch, options)]
 
 
 def _chunks(items: list[_Item], size: int) -> Iterator[list[_Item]]:
@@ -159,6 +171,5 @@ def load(
             "`osum convert-osum infer.pt DIR`, then load DIR"
         )
     model, tokenizer = build_model(config, seed=seed)
-    model.to(dev)
-    model.llm.to(llm_dtype)
+    model.place(dev, llm_dtype if config.architecture == "osum" else None)
     return Osum(model, tokenizer, None, source=name)

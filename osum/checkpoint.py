@@ -25,6 +25,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 from osum.config import ModelConfig, load_yaml, save_yaml
 from osum.errors import CheckpointError
 from osum.model.osum import OsumModel
+from osum.model.whisper_tasks import WhisperTaskModel
 
 CONFIG_FILE = "config.yaml"
 WEIGHTS_FILE = "model.safetensors"
@@ -52,13 +53,28 @@ def _load_strict(
         raise CheckpointError(f"{what}: {str(exc).strip()}") from None
 
 
-def build_model(config: ModelConfig, seed: int = 0) -> tuple[OsumModel, PreTrainedTokenizerBase]:
+def model_class(config: ModelConfig) -> type[OsumModel] | type[WhisperTaskModel]:
+    """The module class of ``config.architecture``: the one registry of model families."""
+    classes = {"osum": OsumModel, "whisper": WhisperTaskModel}
+    if config.architecture not in classes:
+        raise CheckpointError(f"unknown architecture {config.architecture!r}; known: {sorted(classes)}")
+    return classes[config.architecture]
+
+
+def build_model(
+    config: ModelConfig, seed: int = 0
+) -> tuple[OsumModel | WhisperTaskModel, PreTrainedTokenizerBase]:
     """A model from ``config``: seeded random init, then the pretrained bases its ``sources`` point at."""
     from osum.model.assets import load_encoder_source, load_llm_source, load_tokenizer
 
     torch.manual_seed(seed)
-    model = OsumModel(config)
+    model = model_class(config)(config)
     tokenizer = None
+    if config.architecture == "whisper":
+        if config.sources.encoder:
+            _load_whisper_source(model, config.sources.encoder)
+        model.eval()
+        return model, load_tokenizer(config.sources.tokenizer)
     if config.sources.encoder:
         _, enc_sd = load_encoder_source(config.sources.encoder)
         _load_strict(model.encoder, enc_sd, f"encoder source {config.sources.encoder!r}")
@@ -76,13 +92,35 @@ def build_model(config: ModelConfig, seed: int = 0) -> tuple[OsumModel, PreTrain
     return model, tokenizer
 
 
+def _load_whisper_source(model: WhisperTaskModel, source: str) -> None:
+    """Pretrained Whisper encoder + decoder; task-tag rows appended to the vocabulary start as <|transcribe|>'s."""
+    from osum.convert.whisper import load_whisper, packaged_tiny_en_dir
+
+    folder = packaged_tiny_en_dir() if source == "packaged:whisper-tiny.en" else Path(source)
+    _, hf = load_whisper(folder)
+    sd = {
+        k.removeprefix("model."): v
+        for k, v in hf.items()
+        if k.startswith(("model.encoder.", "model.decoder."))
+    }
+    emb = sd["decoder.embed_tokens.weight"]
+    n_new = model.config.decoder.vocab_size - emb.shape[0]
+    if n_new < 0:
+        raise CheckpointError(f"{source}: vocabulary {emb.shape[0]} is larger than decoder.vocab_size")
+    transcribe = (
+        50358 if emb.shape[0] == 51864 else 50359
+    )  # <|transcribe|> in English-only / multilingual Whisper
+    sd["decoder.embed_tokens.weight"] = torch.cat([emb, emb[transcribe].expand(n_new, -1)])
+    _load_strict(model, sd, f"Whisper source {source!r}")
+
+
 def check_state_dict(config: ModelConfig, state_dict: dict[str, torch.Tensor], what: str) -> None:
     """Raise CheckpointError unless ``state_dict`` has exactly the keys and shapes of ``OsumModel(config)``.
 
     The model is built on the meta device, so this costs no memory even for the 7B model.
     """
     with torch.device("meta"):
-        expected = {k: tuple(v.shape) for k, v in OsumModel(config).state_dict().items()}
+        expected = {k: tuple(v.shape) for k, v in model_class(config)(config).state_dict().items()}
     missing, unexpected = set(expected) - set(state_dict), set(state_dict) - set(expected)
     wrong = sorted(k for k in set(expected) & set(state_dict) if tuple(state_dict[k].shape) != expected[k])
     if missing or unexpected or wrong:
@@ -122,7 +160,7 @@ def _to_peft_names(sd: dict[str, torch.Tensor], target: dict[str, torch.Tensor])
 
 def save_checkpoint(
     out_dir: str | os.PathLike,
-    model: OsumModel,
+    model: OsumModel | WhisperTaskModel,
     tokenizer: PreTrainedTokenizerBase,
     prompts: dict[str, Any] | None = None,
 ) -> Path:
@@ -146,7 +184,7 @@ def read_config(ckpt_dir: str | os.PathLike) -> ModelConfig:
 
 def load_checkpoint(
     ckpt_dir: str | os.PathLike, device: torch.device | str = "cpu", dtype: torch.dtype | None = None
-) -> tuple[OsumModel, PreTrainedTokenizerBase, dict[str, Any] | None]:
+) -> tuple[OsumModel | WhisperTaskModel, PreTrainedTokenizerBase, dict[str, Any] | None]:
     """Load a checkpoint directory -> (model in eval mode, tokenizer, prompts or None).
 
     ``dtype`` applies to the LLM (e.g. bf16 on CUDA); encoder and adaptor stay float32 as in OSUM.
@@ -159,39 +197,17 @@ def load_checkpoint(
     # Build on the meta device and adopt the (memory-mapped) tensors: no random init, no second copy in RAM,
     # which is what makes a 7B checkpoint loadable on a 24 GB machine.
     with torch.device("meta"):
-        model = OsumModel(config)
+        model = model_class(config)(config)
     try:
         state_dict = load_file(str(path / WEIGHTS_FILE))
     except (SafetensorError, OSError) as exc:
         raise CheckpointError(f"{path / WEIGHTS_FILE}: cannot read weights: {str(exc).strip()}") from None
     _load_strict(model, state_dict, str(path / WEIGHTS_FILE), assign=True)
-    _materialize_buffers(model)
+    model.after_meta_load()
     tokenizer = AutoTokenizer.from_pretrained(path / TOKENIZER_DIR)
     prompts = None
     if (path / PROMPTS_FILE).is_file():
         prompts = yaml.safe_load((path / PROMPTS_FILE).read_text("utf-8"))
-    if config.llm.tie_word_embeddings:  # assign=True gave lm_head its own Parameter; share it again
-        model.lm.tie_weights()
-    # Encoder, adaptor and speech markers run in float32 (as in OSUM); the LLM in the requested (or stored) dtype.
-    model.llm.to(device=device, dtype=dtype or model.llm_dtype)
-    model.encoder.to(device=device, dtype=torch.float32)
-    model.adaptor.to(device=device, dtype=torch.float32)
-    for marker in (model.speech_bos, model.speech_eos):
-        marker.data = marker.data.to(device=device, dtype=torch.float32)
+    model.place(device, dtype)
     model.eval()
     return model, tokenizer, prompts
-
-
-def _materialize_buffers(model: OsumModel) -> None:
-    """Recompute the non-persistent buffers (fixed tables) that a meta-device build left empty."""
-    from osum.model.adaptor import interleaved_positions
-
-    cfg = model.config.adaptor
-    model.adaptor.positions = interleaved_positions(cfg.max_positions, cfg.d_model)
-    for parent in list(model.modules()):
-        for name, child in parent.named_children():
-            if any(b.is_meta for b in child.buffers(recurse=False)) and hasattr(child, "config"):
-                setattr(parent, name, type(child)(config=child.config))  # e.g. the LLM's rotary embedding
-    left = [n for n, b in model.named_buffers() if b.is_meta]
-    if left:
-        raise CheckpointError(f"cannot rebuild fixed buffers {left} after loading")

@@ -78,6 +78,19 @@ class LoraConfig:
 
 
 @dataclass
+class DecoderConfig:
+    """Whisper's text decoder, used by the ``whisper`` architecture (stage 1: Whisper fine-tuned with task tags)."""
+
+    d_model: int = 384
+    layers: int = 4
+    heads: int = 6
+    ffn_dim: int = 1536
+    vocab_size: int = 51864
+    max_positions: int = 448
+    eot_token_id: int = 50256  # <|endoftext|>
+
+
+@dataclass
 class SourcesConfig:
     """Where pretrained base weights come from when a model is *built* (not when a full checkpoint is loaded).
 
@@ -94,10 +107,14 @@ class ModelConfig:
     """Everything needed to build an OSUM model; saved as ``config.yaml`` in every checkpoint."""
 
     name: str = "osum"
+    architecture: str = (
+        "osum"  # "osum" (encoder + adaptor + LLM) or "whisper" (encoder + Whisper decoder, stage 1)
+    )
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     adaptor: AdaptorConfig = field(default_factory=AdaptorConfig)
     llm: LLMConfig = field(default_factory=LLMConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
     sources: SourcesConfig = field(default_factory=SourcesConfig)
     prompt_language: str = "en"  # which prompt set the model was trained with ("en" ours, "zh" OSUM's)
     trained: bool = True  # False while the adaptor is randomly initialised (say so to users)
@@ -150,6 +167,7 @@ class TrainConfig:
     out_dir: str = "exp/run"
     engine: str = "auto"  # auto | single | ddp | deepspeed (auto: ddp under torchrun, else single)
     deepspeed_stage: int = 2
+    deepspeed_config: str = ""  # JSON file merged over the DeepSpeed config built from these fields
     train_modules: list[str] = field(default_factory=lambda: ["adaptor", "speech_markers", "encoder", "lora"])
     lr: float = 5e-5
     betas: list[float] = field(default_factory=lambda: [0.9, 0.99])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from osum.config import AdaptorConfig, EncoderConfig, LLMConfig, ModelConfig, SourcesConfig
+from osum.config import AdaptorConfig, DecoderConfig, EncoderConfig, LLMConfig, ModelConfig, SourcesConfig
 from osum.errors import ConfigError
 
 
@@ -61,7 +61,22 @@ def _tiny() -> ModelConfig:
     )
 
 
-PRESETS = {"osum-7b": _osum_7b, "mini": _mini, "tiny": _tiny}
+def _mini_stage1() -> ModelConfig:
+    # Stage 1 of the paper on the mini scale: Whisper tiny.en itself, with one new decoder tag token per task
+    # (51864 pretrained rows + 12 task tags). Until it is fine-tuned the task tags are untrained.
+    return ModelConfig(
+        name="mini-stage1",
+        architecture="whisper",
+        encoder=EncoderConfig(n_mels=80, d_model=384, layers=4, heads=6, ffn_dim=1536, max_positions=1500),
+        decoder=DecoderConfig(
+            d_model=384, layers=4, heads=6, ffn_dim=1536, vocab_size=51876, max_positions=448
+        ),
+        sources=SourcesConfig(encoder="packaged:whisper-tiny.en", tokenizer="packaged:whisper-tiny.en"),
+        trained=False,
+    )
+
+
+PRESETS = {"osum-7b": _osum_7b, "mini": _mini, "mini-stage1": _mini_stage1, "tiny": _tiny}
 
 
 def preset_config(name: str) -> ModelConfig:

@@ -12,7 +12,6 @@ import logging
 import random
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import soundfile as sf
 import torch
@@ -26,8 +25,9 @@ from osum.data.manifest import Utterance, load_utterance_audio, read_any
 from osum.data.sampler import ItemInfo, filter_items, plan_epoch
 from osum.errors import OsumError
 from osum.model.adaptor import num_speech_tokens
+from osum.model.codec import LLMCodec, WhisperCodec
 from osum.model.osum import Batch
-from osum.tasks import PromptTable, Task, get_task
+from osum.tasks import PromptTable, get_task
 
 log = logging.getLogger(__name__)
 
@@ -48,23 +48,6 @@ def utterance_seconds(u: Utterance) -> float:
     return end - float(u.start or 0.0)
 
 
-@dataclass(frozen=True)
-class PromptSampler:
-    """Draws the instruction for an utterance: random from its task's set (or the first), in en/zh/mixed."""
-
-    prompts: PromptTable
-    language: str = "en"
-    random_prompt: bool = True
-
-    def languages(self) -> tuple[str, ...]:
-        return ("en", "zh") if self.language == "mixed" else (self.language,)
-
-    def draw(self, task: Task, rng: random.Random) -> str:
-        lang = rng.choice(self.languages())
-        choices = self.prompts.get(task, lang) if task.name in self.prompts.entries else task.prompts[lang]
-        return rng.choice(choices) if self.random_prompt else choices[0]
-
-
 class TrainingData:
     """All utterances of the configured manifests, with the lengths batching needs."""
 
@@ -76,11 +59,12 @@ class TrainingData:
         prompts: PromptTable,
         eos_id: int,
         n_mels: int = 80,
+        codec: LLMCodec | WhisperCodec | None = None,
     ) -> None:
         if not entries:
             raise OsumError("no training data: set data.train to a list of {path, weight}")
-        self.cfg, self.tokenizer, self.eos_id, self.n_mels = cfg, tokenizer, eos_id, n_mels
-        self.prompter = PromptSampler(prompts, cfg.prompt_language, cfg.random_prompt)
+        self.cfg, self.n_mels = cfg, n_mels
+        self.codec = codec or LLMCodec(tokenizer, prompts, eos_id, cfg.prompt_language, cfg.random_prompt)
         self.weights = [e.weight for e in entries]
         self.utterances: list[Utterance] = []
         self.skipped: Counter = Counter()
@@ -98,17 +82,16 @@ class TrainingData:
                     self.skipped["unreadable audio"] += 1
                     continue
                 if task.name not in prompt_len:
-                    prompt_len[task.name] = max(
-                        len(self._ids(p))
-                        for lang in self.prompter.languages()
-                        for p in self._task_prompts(task, lang)
-                    )
-                label = len(self._ids(task.target(u.text, u.labels, u.words, u.answer))) + 1
+                    prompt_len[task.name] = self.codec.max_prompt_tokens(task)
+                label = len(self.codec.target_ids(task, u.text, u.labels, u.words, u.answer))
                 frames = num_mel_frames(round(seconds * 16000))
                 total = prompt_len[task.name] + int(num_speech_tokens(frames)) + 2 + label
                 infos.append(ItemInfo(len(self.utterances), frames, total, label, source))
                 self.utterances.append(u)
-            self.skipped.update({f"manifest: {reason}": 1 for _, reason in getattr(reader, "skipped", [])})
+            bad = getattr(reader, "skipped", [])
+            if bad:
+                self.skipped["bad manifest record"] += len(bad)
+                log.warning("%s: skipped %d bad records, e.g. %s", entry.path, len(bad), bad[:3])
         self.items, dropped = filter_items(infos, cfg)
         self.skipped.update({f"filter: {k}": v for k, v in dropped.items()})
         if not self.items:
@@ -116,14 +99,6 @@ class TrainingData:
                 f"no usable utterances in {[e.path for e in entries]} (dropped: {dict(self.skipped)})"
             )
         log.info("training data: %d utterances kept, dropped %s", len(self.items), dict(self.skipped))
-
-    def _ids(self, text: str) -> list[int]:
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
-
-    def _task_prompts(self, task: Task, lang: str) -> tuple[str, ...]:
-        if task.name in self.prompter.prompts.entries:
-            return self.prompter.prompts.get(task, lang)
-        return task.prompts[lang]
 
     def plan(self, epoch: int) -> list[list[int]]:
         return plan_epoch(self.items, self.weights, self.cfg, epoch)
@@ -161,9 +136,9 @@ class BatchSet(torch.utils.data.Dataset):
                     mel, rng, cfg.time_masks, cfg.max_time_mask, cfg.freq_masks, cfg.max_freq_mask
                 )
             task = get_task(u.task)
-            prompts.append(d._ids(d.prompter.draw(task, rng)))
-            targets.append(d._ids(task.target(u.text, u.labels, u.words, u.answer)) + [d.eos_id])
+            prompts.append(d.codec.prompt_ids(task, rng))
+            targets.append(d.codec.target_ids(task, u.text, u.labels, u.words, u.answer))
             feats.append(mel)
         if not feats:
             return None, bad
-        return collate(feats, prompts, targets, pad_id=d.eos_id), bad
+        return collate(feats, prompts, targets, pad_id=d.codec.eos_id), bad

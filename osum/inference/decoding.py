@@ -13,6 +13,7 @@ import torch
 
 from osum.errors import ConfigError
 from osum.model.osum import Batch, OsumModel
+from osum.model.whisper_tasks import WhisperTaskModel
 
 
 @dataclass(frozen=True)
@@ -45,10 +46,22 @@ class DecodingOptions:
 
 
 @torch.inference_mode()
-def generate_ids(model: OsumModel, batch: Batch, options: DecodingOptions) -> list[list[int]]:
+def generate_ids(
+    model: OsumModel | WhisperTaskModel, batch: Batch, options: DecodingOptions
+) -> list[list[int]]:
     """Generate answers for every row of ``batch`` -> token ids per row, without the end token or padding."""
     if model.training:
         raise RuntimeError("generate_ids needs model.eval(): dropout would make decoding random")
+    if isinstance(model, WhisperTaskModel):
+        if options.num_beams > 1:
+            raise ConfigError(
+                "beam search is not available for Whisper (stage-1) models yet: use num_beams=1"
+            )
+        if options.do_sample and options.seed is not None:
+            torch.manual_seed(options.seed)
+        return model.generate(
+            batch, options.max_new_tokens, options.do_sample, options.temperature, options.top_k
+        )
     embeds, mask = model.prefix_embeddings(batch)
     eos = model.config.llm.eos_token_id
     kwargs: dict = dict(

@@ -96,10 +96,36 @@ def qwen2_tokenizer() -> PreTrainedTokenizerFast:
     return AutoTokenizer.from_pretrained(_cached("tokenizers/qwen2-v2", build))
 
 
+def whisper_task_tokenizer(folder: Path | None = None) -> PreTrainedTokenizerFast:
+    """Whisper's tokenizer (packaged tiny.en by default) + its 1501 timestamp tokens + one tag token per task.
+
+    The timestamps are added first so that they keep the ids the model was trained with (50363..51863 for
+    English-only Whisper) and the task tags land after the pretrained vocabulary (51864.. for tiny.en).
+    """
+    from osum.convert.whisper import packaged_tiny_en_dir
+    from osum.model.codec import whisper_task_tokens
+
+    folder = folder or packaged_tiny_en_dir()
+    tok = PreTrainedTokenizerFast(
+        tokenizer_file=str(folder / "tokenizer.json"), eos_token="<|endoftext|>", pad_token="<|endoftext|>"
+    )
+    first = len(tok)
+    tok.add_special_tokens({"additional_special_tokens": [f"<|{i * 0.02:.2f}|>" for i in range(1501)]})
+    if tok.convert_tokens_to_ids("<|0.00|>") != first:
+        raise CheckpointError("Whisper tokenizer: timestamp tokens did not get the expected ids")
+    tok.add_special_tokens(
+        {"additional_special_tokens": whisper_task_tokens()}, replace_extra_special_tokens=False
+    )
+    return tok
+
+
 def load_tokenizer(source: str) -> PreTrainedTokenizerBase:
-    """``packaged:qwen2``, ``packaged:smollm2-135m``, an HF tokenizer folder, or a ``.gguf`` file."""
+    """``packaged:qwen2``, ``packaged:smollm2-135m``, ``packaged:whisper-tiny.en`` (+ task tags), an HF tokenizer
+    folder, or a ``.gguf`` file."""
     if source == "packaged:qwen2":
         return qwen2_tokenizer()
+    if source == "packaged:whisper-tiny.en":
+        return whisper_task_tokenizer()
     if source.startswith("packaged:"):
         _packaged_name(source)
         return AutoTokenizer.from_pretrained(_packaged_llm_dir(source) / "tokenizer")

@@ -66,6 +66,30 @@ class OsumModel(nn.Module):
         self.speech_eos = nn.Parameter(torch.randn(config.llm.hidden_size) * 0.02)
         self.llm = build_llm(config.llm, config.lora, dtype)
 
+    def after_meta_load(self) -> None:
+        """After ``load_state_dict(assign=True)`` into a meta-device build: rebuild fixed tables, re-tie weights."""
+        from osum.model.adaptor import interleaved_positions
+
+        cfg = self.config.adaptor
+        self.adaptor.positions = interleaved_positions(cfg.max_positions, cfg.d_model)
+        for parent in list(self.modules()):
+            for name, child in parent.named_children():
+                if any(b.is_meta for b in child.buffers(recurse=False)) and hasattr(child, "config"):
+                    setattr(parent, name, type(child)(config=child.config))  # e.g. the LLM's rotary embedding
+        left = [n for n, b in self.named_buffers() if b.is_meta]
+        if left:
+            raise RuntimeError(f"cannot rebuild fixed buffers {left} after loading")
+        if self.config.llm.tie_word_embeddings:  # assign=True gave lm_head its own Parameter; share it again
+            self.lm.tie_weights()
+
+    def place(self, device: torch.device | str, llm_dtype: torch.dtype | None = None) -> None:
+        """Encoder, adaptor and speech markers in float32 (as OSUM); the LLM in ``llm_dtype`` (default: as is)."""
+        self.llm.to(device=device, dtype=llm_dtype or self.llm_dtype)
+        self.encoder.to(device=device, dtype=torch.float32)
+        self.adaptor.to(device=device, dtype=torch.float32)
+        for marker in (self.speech_bos, self.speech_eos):
+            marker.data = marker.data.to(device=device, dtype=torch.float32)
+
     @property
     def lm(self) -> nn.Module:
         """The ``Qwen2ForCausalLM`` (with LoRA layers injected when enabled)."""

@@ -10,27 +10,34 @@ from torch import nn
 from osum.config import TrainConfig
 from osum.errors import ConfigError
 from osum.model.osum import OsumModel
+from osum.model.whisper_tasks import WhisperTaskModel
 
 # The OSUM authors' stages: adaptor -> + encoder -> + LoRA (maintainer, OSUM issue #22).
-MODULES = ("adaptor", "speech_markers", "encoder", "lora", "llm")
+MODULES = ("adaptor", "speech_markers", "encoder", "lora", "llm", "decoder")
 
 
-def set_trainable(model: OsumModel, modules: list[str]) -> list[nn.Parameter]:
+def set_trainable(model: OsumModel | WhisperTaskModel, modules: list[str]) -> list[nn.Parameter]:
     """Freeze everything, then unfreeze the named parts; returns the trainable parameters.
 
     ``lora``: the LoRA matrices; ``llm``: every LLM weight (full fine-tuning); ``speech_markers``: the learned
-    speech BOS/EOS vectors. The encoder's fixed position table never trains.
+    speech BOS/EOS vectors; ``decoder``: the Whisper decoder of a stage-1 model. The encoder's fixed position
+    table never trains.
     """
-    unknown = sorted(set(modules) - set(MODULES))
+    whisper = isinstance(model, WhisperTaskModel)
+    valid = ("encoder", "decoder") if whisper else tuple(m for m in MODULES if m != "decoder")
+    unknown = sorted(set(modules) - set(valid))
     if unknown:
-        raise ConfigError(f"train.train_modules: unknown {unknown}; choose from {list(MODULES)}")
+        kind = "a Whisper (stage-1)" if whisper else "an OSUM"
+        raise ConfigError(
+            f"train.train_modules: {unknown} do not exist in {kind} model; choose from {list(valid)}"
+        )
     for p in model.parameters():
         p.requires_grad_(False)
-    groups = {
-        "adaptor": [model.adaptor],
-        "encoder": [model.encoder],
-        "llm": [model.llm],
-    }
+    groups = {"encoder": [model.encoder]}
+    if whisper:
+        groups["decoder"] = [model.decoder]
+    else:
+        groups.update(adaptor=[model.adaptor], llm=[model.llm])
     for name in modules:
         for module in groups.get(name, []):
             for p in module.parameters():

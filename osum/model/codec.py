@@ -1,0 +1,107 @@
+"""Text <-> token ids for each architecture: what the prompt and the target of a task become.
+
+``osum`` (LLM) models read a natural-language instruction (a prompt of the task, or the user's own) and answer
+with the ASR+X text ending in the LLM's end token. ``whisper`` (stage-1) models read a task tag token after
+``<|startoftranscript|>`` and answer with the same ASR+X text ending in ``<|endoftext|>``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from transformers import PreTrainedTokenizerBase
+
+from osum.errors import ConfigError, TaskError
+from osum.tasks import TASKS, PromptTable, Task, Word
+
+WHISPER_TASK_TOKEN = "<|osum:{}|>"
+WHISPER_PREFIX = ("<|startoftranscript|>", None, "<|notimestamps|>")  # None = the task token
+
+
+@dataclass(frozen=True)
+class LLMCodec:
+    tokenizer: PreTrainedTokenizerBase
+    prompts: PromptTable
+    eos_id: int
+    language: str = "en"  # "en", "zh" or "mixed" (training draws either)
+    random_prompt: bool = True
+
+    def ids(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def _choices(self, task: Task, lang: str) -> tuple[str, ...]:
+        return self.prompts.get(task, lang) if task.name in self.prompts.entries else task.prompts[lang]
+
+    def languages(self) -> tuple[str, ...]:
+        if self.language not in ("en", "zh", "mixed"):
+            raise ConfigError(f"prompt language {self.language!r}: choose en, zh or mixed")
+        return ("en", "zh") if self.language == "mixed" else (self.language,)
+
+    def prompt_ids(
+        self, task: Task, rng: random.Random | None = None, prompt: str | None = None
+    ) -> list[int]:
+        """The instruction's ids: ``prompt`` if given; else a random prompt (with ``rng``) or the first one."""
+        if prompt is not None:
+            return self.ids(prompt)
+        if rng is None:
+            return self.ids(self._choices(task, self.languages()[0])[0])
+        choices = self._choices(task, rng.choice(self.languages()))
+        return self.ids(rng.choice(choices) if self.random_prompt else choices[0])
+
+    def max_prompt_tokens(self, task: Task) -> int:
+        return max(len(self.ids(p)) for lang in self.languages() for p in self._choices(task, lang))
+
+    def target_ids(
+        self,
+        task: Task,
+        text: str | None,
+        labels: Mapping[str, str] | None = None,
+        words: Sequence[Word] | None = None,
+        answer: str | None = None,
+    ) -> list[int]:
+        return self.ids(task.target(text, labels, words, answer)) + [self.eos_id]
+
+    def decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+
+@dataclass(frozen=True)
+class WhisperCodec:
+    tokenizer: PreTrainedTokenizerBase
+    eos_id: int
+
+    def prompt_ids(
+        self, task: Task, rng: random.Random | None = None, prompt: str | None = None
+    ) -> list[int]:
+        if prompt is not None:
+            raise TaskError("a Whisper (stage-1) model takes a task, not a free-text prompt")
+        tag = self.tokenizer.convert_tokens_to_ids(WHISPER_TASK_TOKEN.format(task.name))
+        if tag is None or tag == self.tokenizer.unk_token_id:
+            raise TaskError(f"this Whisper model has no task token for {task.name!r}")
+        return [tag if t is None else self.tokenizer.convert_tokens_to_ids(t) for t in WHISPER_PREFIX]
+
+    def max_prompt_tokens(self, task: Task) -> int:
+        return len(WHISPER_PREFIX)
+
+    def target_ids(
+        self,
+        task: Task,
+        text: str | None,
+        labels: Mapping[str, str] | None = None,
+        words: Sequence[Word] | None = None,
+        answer: str | None = None,
+    ) -> list[int]:
+        # Whisper's BPE expects a leading space before the first word, as in its own transcripts.
+        return self.tokenizer(" " + task.target(text, labels, words, answer), add_special_tokens=False)[
+            "input_ids"
+        ] + [self.eos_id]
+
+    def decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True).strip()
+
+
+def whisper_task_tokens() -> list[str]:
+    """The task tag tokens a stage-1 Whisper tokenizer gets, one per registered task (registry order)."""
+    return [WHISPER_TASK_TOKEN.format(name) for name in TASKS]

@@ -1,0 +1,194 @@
+"""Stage 1 of OSUM: Whisper itself fine-tuned on the ASR+X tasks, each task a new decoder tag token.
+
+Dimension legend: B batch, T mel frames, T1 encoder frames, L decoder tokens, D width, V vocabulary.
+
+The encoder is osum's variable-length :class:`WhisperEncoder` (so the stage-1 encoder drops straight into stage 2);
+the decoder is written here with HF ``WhisperDecoder`` parameter names, plus what HF's lacks: a key padding mask on
+cross-attention (a padded batch equals single runs) and a plain KV cache. The decoder prompt of task ``t`` is
+``<|startoftranscript|> <|osum:t|> <|notimestamps|>``; the target is the task's ASR+X text, then ``<|endoftext|>``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from osum.config import DecoderConfig, ModelConfig
+from osum.model.encoder import WhisperEncoder, lengths_to_mask
+from osum.model.osum import IGNORE_INDEX, Batch, OsumOutput
+
+TASK_TOKEN = "<|osum:{}|>"
+
+
+class Attention(nn.Module):
+    """Whisper attention (no k bias) over ``kv`` with a key mask; optional causal mask and K/V cache."""
+
+    def __init__(self, d: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.q_proj, self.k_proj = nn.Linear(d, d), nn.Linear(d, d, bias=False)
+        self.v_proj, self.out_proj = nn.Linear(d, d), nn.Linear(d, d)
+
+    def _split(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, d = x.shape
+        return x.view(b, t, self.heads, d // self.heads).transpose(1, 2)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        kv: torch.Tensor | None,
+        key_mask: torch.Tensor,
+        causal: bool,
+        cache: dict | None = None,
+        name: str = "",
+    ) -> torch.Tensor:
+        """x ``(B, L, D)``; kv ``(B, S, D)`` (None = self); key_mask ``(B, S_total)`` True = valid -> ``(B, L, D)``."""
+        q = self._split(self.q_proj(x))
+        if kv is None:  # self-attention: append the new keys/values to the cache
+            k, v = self._split(self.k_proj(x)), self._split(self.v_proj(x))
+            if cache is not None:
+                if name in cache:
+                    k, v = torch.cat([cache[name][0], k], 2), torch.cat([cache[name][1], v], 2)
+                cache[name] = (k, v)
+        elif cache is not None and name in cache:  # cross-attention keys/values are computed once
+            k, v = cache[name]
+        else:
+            k, v = self._split(self.k_proj(kv)), self._split(self.v_proj(kv))
+            if cache is not None:
+                cache[name] = (k, v)
+        mask = key_mask[:, None, None, :]
+        if causal:
+            lq, lk = q.shape[2], k.shape[2]
+            mask = mask & torch.ones(lq, lk, dtype=torch.bool, device=x.device).tril(lk - lq)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return self.out_proj(y.transpose(1, 2).reshape(x.shape))
+
+
+class DecoderLayer(nn.Module):
+    def __init__(self, d: int, heads: int, ffn: int) -> None:
+        super().__init__()
+        self.self_attn, self.self_attn_layer_norm = Attention(d, heads), nn.LayerNorm(d)
+        self.encoder_attn, self.encoder_attn_layer_norm = Attention(d, heads), nn.LayerNorm(d)
+        self.fc1, self.fc2, self.final_layer_norm = nn.Linear(d, ffn), nn.Linear(ffn, d), nn.LayerNorm(d)
+
+    def forward(self, x, enc, self_mask, enc_mask, cache, i):
+        x = x + self.self_attn(self.self_attn_layer_norm(x), None, self_mask, True, cache, f"self{i}")
+        x = x + self.encoder_attn(self.encoder_attn_layer_norm(x), enc, enc_mask, False, cache, f"cross{i}")
+        return x + self.fc2(F.gelu(self.fc1(self.final_layer_norm(x))))
+
+
+class WhisperDecoder(nn.Module):
+    def __init__(self, config: DecoderConfig) -> None:
+        super().__init__()
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.d_model)
+        self.embed_positions = nn.Embedding(config.max_positions, config.d_model)
+        self.layers = nn.ModuleList(
+            DecoderLayer(config.d_model, config.heads, config.ffn_dim) for _ in range(config.layers)
+        )
+        self.layer_norm = nn.LayerNorm(config.d_model)
+
+    def forward(self, ids, offset, enc, self_mask, enc_mask, cache=None) -> torch.Tensor:
+        """ids ``(B, L)`` at positions ``offset..`` -> hidden ``(B, L, D)``; logits = hidden @ embed_tokens.T."""
+        pos = torch.arange(offset, offset + ids.shape[1], device=ids.device)
+        x = self.embed_tokens(ids) + self.embed_positions(pos)[None]
+        for i, layer in enumerate(self.layers):
+            x = layer(x, enc, self_mask, enc_mask, cache, i)
+        return self.layer_norm(x)
+
+
+class WhisperTaskModel(nn.Module):
+    """Encoder + decoder; ``forward(batch)`` is teacher forcing over [task prefix, target], loss on the target."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.encoder = WhisperEncoder(config.encoder)
+        self.decoder = WhisperDecoder(config.decoder)
+
+    def after_meta_load(self) -> None:
+        """Nothing to rebuild: every tensor of this model is in its state dict."""
+
+    def place(self, device: torch.device | str, dtype: torch.dtype | None = None) -> None:
+        self.to(device=device, dtype=dtype or torch.float32)
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        return hidden @ self.decoder.embed_tokens.weight.T  # the output projection is tied, as in Whisper
+
+    def _layout(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per row: ids = prefix + target[:-1] (contiguous, right padded), labels, mask."""
+        rows, labels = [], []
+        for i in range(batch.prompt_ids.shape[0]):
+            p = batch.prompt_ids[i, : int(batch.prompt_lengths[i])]
+            t = batch.target_ids[i, : int(batch.target_lengths[i])]
+            rows.append(torch.cat([p, t])[:-1])
+            labels.append(torch.cat([torch.full((p.shape[0] - 1,), IGNORE_INDEX, device=t.device), t]))
+        width = max(r.shape[0] for r in rows)
+        ids = torch.full((len(rows), width), self.config.decoder.eot_token_id, device=rows[0].device)
+        lab = torch.full_like(ids, IGNORE_INDEX)
+        for i, (r, lb) in enumerate(zip(rows, labels, strict=True)):
+            ids[i, : r.shape[0]], lab[i, : lb.shape[0]] = r, lb
+        return ids, lab, ids.new_tensor([r.shape[0] for r in rows])
+
+    def forward(
+        self, batch: Batch, output_hidden_states: bool = False, full_logits: bool = True
+    ) -> OsumOutput:
+        enc, enc_lengths = self.encoder(batch.feats, batch.feat_lengths)
+        ids, labels, lengths = self._layout(batch)
+        mask = lengths_to_mask(lengths, ids.shape[1])
+        hidden = self.decoder(ids, 0, enc, mask, lengths_to_mask(enc_lengths, enc.shape[1]))
+        scored = labels != IGNORE_INDEX
+        logits = self.logits(hidden) if full_logits else self.logits(hidden[scored])
+        loss = F.cross_entropy((logits[scored] if full_logits else logits).float(), labels[scored])
+        return OsumOutput(
+            loss,
+            logits,
+            labels,
+            mask.long(),
+            torch.arange(ids.shape[1]).expand_as(ids),
+            self.decoder.embed_tokens(ids),
+            None,
+        )
+
+    @torch.inference_mode()
+    def generate(
+        self,
+        batch: Batch,
+        max_new_tokens: int,
+        do_sample: bool = False,
+        temperature: float = 1.0,
+        top_k: int = 0,
+    ) -> list[list[int]]:
+        """Greedy (or sampled) KV-cached decoding; every row's prefix must have the same length."""
+        if len(set(batch.prompt_lengths.tolist())) != 1:
+            raise ValueError("the whisper architecture decodes rows with equal-length task prefixes only")
+        enc, enc_lengths = self.encoder(batch.feats, batch.feat_lengths)
+        enc_mask = lengths_to_mask(enc_lengths, enc.shape[1])
+        ids = batch.prompt_ids[:, : int(batch.prompt_lengths[0])]
+        eot, b = self.config.decoder.eot_token_id, ids.shape[0]
+        limit = min(max_new_tokens, self.config.decoder.max_positions - ids.shape[1])
+        cache: dict = {}
+        out = torch.full((b, 0), eot, dtype=torch.long, device=ids.device)
+        done = torch.zeros(b, dtype=torch.bool, device=ids.device)
+        step_ids, offset, self_mask = ids, 0, torch.ones(b, ids.shape[1], dtype=torch.bool, device=ids.device)
+        for _ in range(limit):
+            hidden = self.decoder(step_ids, offset, enc, self_mask, enc_mask, cache)
+            scores = self.logits(hidden[:, -1]).float()
+            if do_sample:
+                scores = scores / temperature
+                if top_k:
+                    scores[scores < scores.topk(top_k, -1).values[:, -1:]] = -float("inf")
+                nxt = torch.multinomial(scores.softmax(-1), 1)[:, 0]
+            else:
+                nxt = scores.argmax(-1)
+            nxt = torch.where(done, torch.full_like(nxt, eot), nxt)
+            out = torch.cat([out, nxt[:, None]], 1)
+            done |= nxt == eot
+            if bool(done.all()):
+                break
+            offset += step_ids.shape[1]
+            step_ids = nxt[:, None]
+            self_mask = torch.ones(b, offset + 1, dtype=torch.bool, device=ids.device)
+        return [
+            [t for t in row if t != eot] if eot not in row else row[: row.index(eot)] for row in out.tolist()
+        ]
