@@ -21,7 +21,7 @@ from osum.checkpoint import load_checkpoint
 from osum.convert.osum_pt import convert_osum
 from osum.data.audio import log_mel_spectrogram
 from osum.model.osum import Batch
-from osum.testing.reference import reference_llm_config, write_reference_infer_pt
+from osum.testing.reference import padded_batch, reference_llm_config, single_batch, write_reference_infer_pt
 
 DEFAULT = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "osum_reference"
 
@@ -69,25 +69,14 @@ def main() -> None:
     singles = {}
     for name in ("single.npz", "single_short.npz"):
         ref = dict(np.load(fixture / name))
-        mel = torch.from_numpy(ref["mel"])[None]
-        p, t = torch.from_numpy(ref["prompt_ids"])[None], torch.from_numpy(ref["label_ids"])[None]
-        batch = Batch(
-            mel, torch.tensor([mel.shape[1]]), p, torch.tensor([p.shape[1]]), t, torch.tensor([t.shape[1]])
-        )
+        batch = single_batch(ref)
         singles[name] = ref
         result[name] = {
             "mel": _diff(log_mel_spectrogram(torch.from_numpy(ref["wave"])), ref["mel"]),
             **stages(model, batch, ref, 0),
         }
     b = dict(np.load(fixture / "batch.npz"))
-    batch = Batch(
-        torch.from_numpy(b["batch_feats"]),
-        torch.from_numpy(b["batch_feats_lengths"]).long(),
-        torch.from_numpy(b["batch_prompt"]).clamp(min=0),
-        torch.from_numpy(b["batch_prompt_lengths"]).long(),
-        torch.from_numpy(b["batch_target"]).clamp(min=0),
-        torch.from_numpy(b["batch_target_lengths"]).long(),
-    )
+    batch = padded_batch(b)
     for row, name in enumerate(singles):
         result[f"batch_row{row}_vs_{name}"] = stages(model, batch, singles[name], row)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -13,12 +13,16 @@ def _osum_7b() -> ModelConfig:
     )
 
 
+def _tiny_en_encoder() -> EncoderConfig:
+    return EncoderConfig(n_mels=80, d_model=384, layers=4, heads=6, ffn_dim=1536, max_positions=1500)
+
+
 def _mini() -> ModelConfig:
     # Whisper tiny.en (packaged, CTranslate2) + SmolLM2-135M-Instruct (packaged GGUF) run as Qwen2.
     # The adaptor keeps OSUM's shape at the encoder's width (384): 4 heads, FFN 2.5 x width.
     return ModelConfig(
         name="mini",
-        encoder=EncoderConfig(n_mels=80, d_model=384, layers=4, heads=6, ffn_dim=1536, max_positions=1500),
+        encoder=_tiny_en_encoder(),
         adaptor=AdaptorConfig(d_model=384, layers=4, heads=4, ffn_dim=960),
         llm=LLMConfig(
             hidden_size=576,
@@ -67,7 +71,7 @@ def _mini_stage1() -> ModelConfig:
     return ModelConfig(
         name="mini-stage1",
         architecture="whisper",
-        encoder=EncoderConfig(n_mels=80, d_model=384, layers=4, heads=6, ffn_dim=1536, max_positions=1500),
+        encoder=_tiny_en_encoder(),
         decoder=DecoderConfig(
             d_model=384, layers=4, heads=6, ffn_dim=1536, vocab_size=51876, max_positions=448
         ),

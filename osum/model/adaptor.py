@@ -13,10 +13,9 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 from osum.config import HOP_LENGTH, AdaptorConfig
-from osum.model.encoder import SelfAttention, encoder_frames, lengths_to_mask
+from osum.model.encoder import SelfAttention, encoder_frames, lengths_to_mask, run_layers
 
 
 def _halve(n: torch.Tensor | int) -> torch.Tensor | int:
@@ -134,9 +133,6 @@ class Adaptor(nn.Module):
         y = self.dropout(y)
         mask = lengths_to_mask(out_lengths, y.shape[1])
         attn_mask = None if bool(mask.all()) else mask
-        for layer in self.layers:
-            if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
-                y = checkpoint(layer, y, attn_mask, use_reentrant=False)
-            else:
-                y = layer(y, attn_mask)
+        recompute = self.gradient_checkpointing and self.training and torch.is_grad_enabled()
+        y = run_layers(self.layers, y, attn_mask, recompute)
         return self.proj(self.final_norm(y)), out_lengths

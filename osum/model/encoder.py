@@ -70,6 +70,15 @@ class WhisperEncoderLayer(nn.Module):
         return x + self.fc2(F.gelu(self.fc1(self.final_layer_norm(x))))
 
 
+def run_layers(
+    layers: nn.ModuleList, x: torch.Tensor, mask: torch.Tensor | None, recompute: bool
+) -> torch.Tensor:
+    """Apply ``layer(x, mask)`` in turn; with ``recompute`` (training) activations are rebuilt in backward."""
+    for layer in layers:
+        x = checkpoint(layer, x, mask, use_reentrant=False) if recompute else layer(x, mask)
+    return x
+
+
 def whisper_positions(n_positions: int, d_model: int) -> torch.Tensor:
     """Whisper's sinusoid table ``(n_positions, D)``: [sin | cos] concatenated, computed in float32 like OSUM."""
     half = d_model // 2
@@ -117,9 +126,6 @@ class WhisperEncoder(nn.Module):
         x = x + self.embed_positions.weight[: x.shape[1]].to(x.dtype)
         mask = lengths_to_mask(out_lengths, x.shape[1])
         attn_mask = None if bool(mask.all()) else mask
-        for layer in self.layers:
-            if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
-                x = checkpoint(layer, x, attn_mask, use_reentrant=False)
-            else:
-                x = layer(x, attn_mask)
+        recompute = self.gradient_checkpointing and self.training and torch.is_grad_enabled()
+        x = run_layers(self.layers, x, attn_mask, recompute)
         return self.layer_norm(x), out_lengths

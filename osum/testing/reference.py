@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from osum.model.osum import Batch
+
 _NORM_SUFFIXES = (
     "norm1.weight",
     "norm2.weight",
@@ -73,3 +75,24 @@ def write_reference_infer_pt(fixture_dir: str | os.PathLike, path: str | os.Path
 def reference_llm_config(fixture_dir: str | os.PathLike) -> dict:
     """The fixture's Qwen2 config dict (``config.json`` -> ``llm_config``)."""
     return json.loads((Path(fixture_dir) / "config.json").read_text())["llm_config"]
+
+
+def single_batch(ref: dict) -> Batch:
+    """A fixture file's one utterance (``single*.npz``: mel, prompt_ids, label_ids) as a batch of one."""
+    mel = torch.from_numpy(ref["mel"])[None]
+    p, t = torch.from_numpy(ref["prompt_ids"])[None], torch.from_numpy(ref["label_ids"])[None]
+    return Batch(
+        mel, torch.tensor([mel.shape[1]]), p, torch.tensor([p.shape[1]]), t, torch.tensor([t.shape[1]])
+    )
+
+
+def padded_batch(b: dict) -> Batch:
+    """``batch.npz`` as OSUM's collate padded it (prompt pad -1 and target pad -100 become 0: masked anyway)."""
+    return Batch(
+        torch.from_numpy(b["batch_feats"]),
+        torch.from_numpy(b["batch_feats_lengths"]).long(),
+        torch.from_numpy(b["batch_prompt"]).clamp(min=0),
+        torch.from_numpy(b["batch_prompt_lengths"]).long(),
+        torch.from_numpy(b["batch_target"]).clamp(min=0),
+        torch.from_numpy(b["batch_target_lengths"]).long(),
+    )

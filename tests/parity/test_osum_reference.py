@@ -17,8 +17,7 @@ import torch
 from osum.checkpoint import load_checkpoint
 from osum.convert.osum_pt import convert_osum
 from osum.data.audio import log_mel_spectrogram
-from osum.model.osum import Batch
-from osum.testing.reference import reference_llm_config, write_reference_infer_pt
+from osum.testing.reference import padded_batch, reference_llm_config, single_batch, write_reference_infer_pt
 
 DEFAULT_FIXTURE = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "osum_reference"
 FIXTURE = Path(os.environ.get("OSUM_REFERENCE_FIXTURE") or DEFAULT_FIXTURE)
@@ -43,14 +42,6 @@ def model(tmp_path_factory):
 
 def _load(name: str) -> dict[str, np.ndarray]:
     return dict(np.load(_require_fixture() / name))
-
-
-def _single_batch(ref: dict[str, np.ndarray]) -> Batch:
-    mel = torch.from_numpy(ref["mel"])[None]
-    p, t = torch.from_numpy(ref["prompt_ids"])[None], torch.from_numpy(ref["label_ids"])[None]
-    return Batch(
-        mel, torch.tensor([mel.shape[1]]), p, torch.tensor([p.shape[1]]), t, torch.tensor([t.shape[1]])
-    )
 
 
 def _close(
@@ -85,7 +76,7 @@ def test_features_match(name):
 @pytest.mark.parametrize("name", SINGLES)
 def test_single_utterance_matches_every_stage(model, name):
     ref = _load(name)
-    batch = _single_batch(ref)
+    batch = single_batch(ref)
     with torch.no_grad():
         enc, enc_len = model.encoder(batch.feats, batch.feat_lengths)
         _close(enc[0], ref["encoder_out"][0], 1e-4, what="encoder_out")
@@ -101,7 +92,7 @@ def test_single_utterance_matches_every_stage(model, name):
 
 def test_full_logit_rows_and_lora_disabled(model):
     ref = _load("single.npz")
-    batch = _single_batch(ref)
+    batch = single_batch(ref)
     with torch.no_grad():
         out = model(batch, output_hidden_states=True)
         pos = torch.from_numpy(ref["logits_full_positions"]).long()
@@ -120,14 +111,7 @@ def test_padded_batch_equals_each_utterance_alone(model):
     """
     b = _load("batch.npz")
     refs = [_load(n) for n in SINGLES]
-    batch = Batch(
-        torch.from_numpy(b["batch_feats"]),
-        torch.from_numpy(b["batch_feats_lengths"]).long(),
-        torch.from_numpy(b["batch_prompt"]).clamp(min=0),
-        torch.from_numpy(b["batch_prompt_lengths"]).long(),
-        torch.from_numpy(b["batch_target"]).clamp(min=0),
-        torch.from_numpy(b["batch_target_lengths"]).long(),
-    )
+    batch = padded_batch(b)
     with torch.no_grad():
         enc, enc_len = model.encoder(batch.feats, batch.feat_lengths)
         out = model(batch, output_hidden_states=True)
