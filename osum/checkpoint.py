@@ -158,6 +158,18 @@ def _to_peft_names(sd: dict[str, torch.Tensor], target: dict[str, torch.Tensor])
     return out
 
 
+def load_encoder_from(model: torch.nn.Module, ckpt_dir: str | os.PathLike) -> None:
+    """Replace ``model.encoder``'s weights with the encoder of another checkpoint (stage 1 -> stage 2), strictly."""
+    path = Path(ckpt_dir) / WEIGHTS_FILE
+    read_config(ckpt_dir)  # a clear error when it is not a checkpoint
+    try:
+        weights = load_file(str(path))
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f"{path}: cannot read weights: {str(exc).strip()}") from None
+    encoder = {k.removeprefix("encoder."): v for k, v in weights.items() if k.startswith("encoder.")}
+    _load_strict(model.encoder, encoder, f"encoder of {ckpt_dir}")
+
+
 def save_checkpoint(
     out_dir: str | os.PathLike,
     model: OsumModel | WhisperTaskModel,

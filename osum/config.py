@@ -164,6 +164,7 @@ class TrainConfig:
     """The optimisation loop. Stage 2 of OSUM by default: ASR+X with LoRA on a pretrained LLM."""
 
     init: str = "mini"  # preset name or checkpoint directory to start from
+    init_encoder: str = ""  # a checkpoint (e.g. stage 1's Whisper) whose encoder replaces the init model's
     out_dir: str = "exp/run"
     engine: str = "auto"  # auto | single | ddp | deepspeed (auto: ddp under torchrun, else single)
     deepspeed_stage: int = 2

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 
 import soundfile as sf
 import torch
-from transformers import PreTrainedTokenizerBase
 
 from osum.config import DataConfig, DatasetEntry
 from osum.data.audio import log_mel_spectrogram, num_mel_frames
@@ -27,7 +26,7 @@ from osum.errors import OsumError
 from osum.model.adaptor import num_speech_tokens
 from osum.model.codec import LLMCodec, WhisperCodec
 from osum.model.osum import Batch
-from osum.tasks import PromptTable, get_task
+from osum.tasks import get_task
 
 log = logging.getLogger(__name__)
 
@@ -55,16 +54,13 @@ class TrainingData:
         self,
         entries: Sequence[DatasetEntry],
         cfg: DataConfig,
-        tokenizer: PreTrainedTokenizerBase,
-        prompts: PromptTable,
-        eos_id: int,
+        codec: LLMCodec | WhisperCodec,
         n_mels: int = 80,
-        codec: LLMCodec | WhisperCodec | None = None,
     ) -> None:
         if not entries:
             raise OsumError("no training data: set data.train to a list of {path, weight}")
         self.cfg, self.n_mels = cfg, n_mels
-        self.codec = codec or LLMCodec(tokenizer, prompts, eos_id, cfg.prompt_language, cfg.random_prompt)
+        self.codec = codec
         self.weights = [e.weight for e in entries]
         self.utterances: list[Utterance] = []
         self.skipped: Counter = Counter()

@@ -122,16 +122,20 @@ class OsumModel(nn.Module):
         """Per-row embeddings ``(S_i, H)`` and labels ``(S_i,)`` of [prompt, BOS, speech, EOS, (target)]."""
         dtype = self.llm_dtype
         bos, eos = self.speech_bos.to(dtype)[None], self.speech_eos.to(dtype)[None]
+        # One embedding call per batch, not per row: ZeRO-3 gathers weights on every module call, so ranks
+        # holding batches of different sizes must still make the same calls.
+        prompt_emb = self.embed_tokens(batch.prompt_ids)
+        target_emb = self.embed_tokens(batch.target_ids) if with_targets else None
         rows, labels = [], []
         for i in range(speech.shape[0]):
-            prompt = batch.prompt_ids[i, : int(batch.prompt_lengths[i])]
-            parts = [self.embed_tokens(prompt), bos, speech[i, : int(speech_lengths[i])].to(dtype), eos]
-            n_prefix = sum(p.shape[0] for p in parts)
+            p = int(batch.prompt_lengths[i])
+            parts = [prompt_emb[i, :p], bos, speech[i, : int(speech_lengths[i])].to(dtype), eos]
+            n_prefix = sum(x.shape[0] for x in parts)
             label = [torch.full((n_prefix,), IGNORE_INDEX, dtype=torch.long, device=speech.device)]
-            if with_targets:
-                target = batch.target_ids[i, : int(batch.target_lengths[i])]
-                parts.append(self.embed_tokens(target))
-                label.append(target.long())
+            if target_emb is not None:
+                t = int(batch.target_lengths[i])
+                parts.append(target_emb[i, :t])
+                label.append(batch.target_ids[i, :t].long())
             rows.append(torch.cat(parts))
             labels.append(torch.cat(label))
         return rows, labels

@@ -1,4 +1,5 @@
-"""One training loop for every engine: a single process, or DDP under ``torchrun`` (gloo on CPU, nccl on GPU).
+"""One training loop for every engine: a single process, DDP under ``torchrun`` (gloo on CPU, nccl on GPU), or
+DeepSpeed ZeRO (``train.engine=deepspeed``; see :mod:`osum.training.engines`).
 
 ``Trainer.fit`` reads like the recipe: load the start model -> choose what trains -> optimizer and schedule ->
 (resume) -> plan batches per epoch -> forward/backward with gradient accumulation and clipping -> log -> save.
@@ -6,46 +7,38 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
+import shutil
 import time
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from osum.api import Osum, load
+from osum.checkpoint import load_encoder_from
 from osum.config import RunConfig, save_yaml
 from osum.data.dataset import TrainingData
 from osum.data.sampler import shard_for_rank
 from osum.errors import ConfigError
-from osum.model.osum import Batch, OsumModel
+from osum.model.osum import OsumModel
 from osum.runtime import DistInfo, dist_info
+from osum.training.engines import SHARD_DIR, Engine, autocast_dtype, build_engine, import_deepspeed
 from osum.training.optim import build_optimizer, build_scheduler, set_trainable
 from osum.training.state import (
     Position,
+    checkpoint_dir,
     latest_checkpoint,
     load_training_state,
+    rng_state,
     save_training_state,
     set_rng_state,
 )
 
 log = logging.getLogger(__name__)
 
-
-class LossModule(nn.Module):
-    """Batch -> scalar loss; the unit DDP wraps (its output is a plain tensor)."""
-
-    def __init__(self, model: OsumModel) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, batch: Batch | None) -> torch.Tensor:
-        if batch is None:  # every utterance of this batch was unreadable: a zero loss keeps DDP ranks in step
-            return sum(p.sum() for p in self.model.parameters() if p.requires_grad) * 0.0
-        return self.model(batch, full_logits=False).loss
+RANK_RNG_FILE = "rng_per_rank.pt"  # every rank's RNG state (trainer_state.pt holds rank 0's)
 
 
 class Trainer:
@@ -59,54 +52,60 @@ class Trainer:
             log.warning("--resume: no checkpoint in %s yet, starting from %s", self.out, cfg.init)
         self.osum: Osum = load(ckpt or cfg.init, device=self.device, dtype=torch.float32)
         model = self.osum.model
+        if (
+            cfg.init_encoder and ckpt is None
+        ):  # stage 1's encoder starts stage 2 (a resumed run has it already)
+            load_encoder_from(model, cfg.init_encoder)
         params = set_trainable(model, cfg.train_modules)
         if cfg.grad_checkpointing:
-            model.lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-            model.encoder.gradient_checkpointing = model.adaptor.gradient_checkpointing = True
+            model.encoder.gradient_checkpointing = True
+            if isinstance(model, OsumModel):
+                model.lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+                model.adaptor.gradient_checkpointing = True
         self.optimizer = build_optimizer(params, cfg)
         self.scheduler = build_scheduler(self.optimizer, cfg)
+        codec = self.osum.codec(run.data.prompt_language, run.data.random_prompt)
+        n_mels = model.config.encoder.n_mels
+        self.data = TrainingData(run.data.train, run.data, codec, n_mels)
+        self.valid = TrainingData(run.data.valid, run.data, codec, n_mels) if run.data.valid else None
+        self.engine: Engine = build_engine(
+            model, params, self.optimizer, self.scheduler, cfg, self.device, self.dist
+        )
         self.position = Position()
         state = load_training_state(ckpt) if ckpt else None
         if state is not None:
-            self.optimizer.load_state_dict(state["optimizer"])
-            self.scheduler.load_state_dict(state["scheduler"])
+            self.engine.load_optimizer_state(state, ckpt)
             self.position = Position(**state["position"])
-        self.data = TrainingData(
-            run.data.train,
-            run.data,
-            self.osum.tokenizer,
-            self.osum.prompts,
-            model.config.llm.eos_token_id,
-            model.config.encoder.n_mels,
-        )
-        self.valid = None
-        if run.data.valid:
-            self.valid = TrainingData(
-                run.data.valid,
-                run.data,
-                self.osum.tokenizer,
-                self.osum.prompts,
-                model.config.llm.eos_token_id,
-                model.config.encoder.n_mels,
-            )
-        if state is not None:
-            set_rng_state(state["rng"])
+            # last: nothing above may draw from the restored streams
+            set_rng_state(self._own_rng(state, ckpt))
         else:
             torch.manual_seed(cfg.seed + self.dist.rank)
-        self.loss_module: nn.Module = LossModule(model)
-        if self.dist.distributed:
-            self.loss_module = nn.parallel.DistributedDataParallel(
-                self.loss_module, device_ids=[self.device.index] if self.device.type == "cuda" else None
-            )
         self.params = params
         self._log_file = None
         self._tb = None
         self._saved_step = self.position.step
 
+    def _own_rng(self, state: dict, ckpt: Path) -> dict:
+        """This rank's RNG state from a checkpoint: each rank draws its own dropout masks."""
+        if not self.dist.distributed:
+            return state["rng"]
+        path = ckpt / RANK_RNG_FILE
+        states = torch.load(path, map_location="cpu", weights_only=True) if path.is_file() else []
+        if len(states) != self.dist.world_size:
+            log.warning(
+                "%s: no RNG states for %d ranks; all ranks continue from rank 0's (not bit-exact)",
+                ckpt,
+                self.dist.world_size,
+            )
+            return state["rng"]
+        return states[self.dist.rank]
+
     def _setup_device(self) -> torch.device:
         cfg = self.run.train
-        if cfg.engine not in ("auto", "single", "ddp"):
-            raise ConfigError(f"train.engine {cfg.engine!r}: choose auto, single or ddp")
+        if cfg.engine not in ("auto", "single", "ddp", "deepspeed"):
+            raise ConfigError(f"train.engine {cfg.engine!r}: choose auto, single, ddp or deepspeed")
+        if cfg.engine == "deepspeed":
+            import_deepspeed()  # a missing install fails now, before the model is loaded
         if cfg.engine == "ddp" and not self.dist.distributed:
             raise ConfigError(
                 "train.engine=ddp needs several processes: launch with torchrun --nproc_per_node N"
@@ -115,19 +114,22 @@ class Trainer:
         device = torch.device("cuda", self.dist.local_rank) if cuda else torch.device("cpu")
         if cuda:
             torch.cuda.set_device(device)
-        if self.dist.distributed and not torch.distributed.is_initialized():
-            torch.distributed.init_process_group("nccl" if cuda else "gloo")
+        autocast_dtype(cfg.precision, device)  # a bad name fails now, not at the first batch
+        backend = "nccl" if cuda else "gloo"
+        if not torch.distributed.is_initialized():
+            if self.dist.distributed:
+                torch.distributed.init_process_group(backend)
+            elif cfg.engine == "deepspeed":  # DeepSpeed wants a process group and a launcher's variables
+                try:
+                    torch.distributed.init_process_group(backend)
+                except ValueError:
+                    raise ConfigError(
+                        "train.engine=deepspeed needs a launcher, also for one process: "
+                        "torchrun --nproc_per_node N (N may be 1) or the deepspeed launcher"
+                    ) from None
         return device
 
     # ------------------------------------------------------------------------------------------------ loop
-
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        p = self.run.train.precision
-        if p not in ("auto", "fp32", "bf16"):
-            raise ConfigError(f"train.precision {p!r}: choose auto, fp32 or bf16")
-        if p == "bf16" or (p == "auto" and self.device.type == "cuda"):
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
 
     def _loader(self, epoch: int, start: int) -> torch.utils.data.DataLoader:
         batches = shard_for_rank(self.data.plan(epoch), self.dist.rank, self.dist.world_size)
@@ -151,20 +153,15 @@ class Trainer:
             save_yaml(self.run, self.out / "run.yaml")
         bar = self._progress(pos.step)
         micro, t0, window = 0, time.time(), {"loss": 0.0, "n": 0, "audio_s": 0.0, "skipped": 0}
-        self.optimizer.zero_grad(set_to_none=True)
+        engine = self.engine
         while pos.step < cfg.max_steps and pos.epoch < cfg.max_epochs:
             for batch, bad in self._loader(pos.epoch, pos.batch):
                 batch = batch.to(self.device) if batch is not None else None
                 micro += 1
                 sync = micro % cfg.grad_accum == 0
-                ctx = (
-                    self.loss_module.no_sync()
-                    if self.dist.distributed and not sync
-                    else contextlib.nullcontext()
-                )
-                with ctx, self._autocast():
-                    loss = self.loss_module(batch)
-                    (loss / cfg.grad_accum).backward()
+                with engine.accumulating(sync):
+                    loss = engine.forward(batch)
+                    engine.backward(loss)
                 pos.batch += 1
                 window["loss"] += loss.item()
                 window["n"] += 1
@@ -173,10 +170,7 @@ class Trainer:
                     window["audio_s"] += float(batch.feat_lengths.sum()) / 100
                 if not sync:
                     continue
-                grad_norm = torch.nn.utils.clip_grad_norm_(self.params, cfg.grad_clip)
-                self.optimizer.step()
-                self.scheduler.step()
-                self.optimizer.zero_grad(set_to_none=True)
+                grad_norm = engine.step()
                 pos.step += 1
                 if pos.step % cfg.log_every == 0 or pos.step == cfg.max_steps:
                     self._log(pos, window, float(grad_norm), time.time() - t0, bar)
@@ -206,26 +200,27 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self) -> float | None:
-        """Mean loss over the validation manifests (no SpecAugment), logged as ``valid_loss``; rank 0 only.
+        """Mean loss over the validation manifests (no SpecAugment), logged as ``valid_loss`` by rank 0.
 
-        The RNG state is saved and restored around it, so validating never changes the training run.
+        Other ranks take part only when a forward pass needs them all (ZeRO-3). The RNG state is saved and
+        restored around it, so validating never changes the training run.
         """
-        if self.valid is None or not self.dist.is_main:
+        if self.valid is None or not (self.dist.is_main or self.engine.collective_forward):
             return None
-        from osum.training.state import rng_state
-
         rng, model = rng_state(), self.osum.model
         model.eval()
         total, n = 0.0, 0
         for batch, _ in self.valid.batch_set(self.valid.plan(0), epoch=0, train=False):
             if batch is None:
                 continue
-            with self._autocast():
+            with self.engine.autocast():
                 total += model(batch.to(self.device), full_logits=False).loss.item()
             n += 1
         model.train()
         set_rng_state(rng)
         loss = total / max(n, 1)
+        if not self.dist.is_main:
+            return None
         self._write({"step": self.position.step, "valid_loss": loss, "valid_batches": n, "time": time.time()})
         return loss
 
@@ -236,21 +231,55 @@ class Trainer:
         self._log_file.flush()
 
     def save(self) -> Path | None:
-        """Checkpoint on rank 0 (the other ranks hold identical weights); all ranks wait for it."""
+        """Checkpoint: full float32 weights + trainer state from rank 0; all ranks wait for it.
+
+        A sharded engine (DeepSpeed) first writes its partitioned state from every rank into a staging folder,
+        which rank 0 moves into the step directory before that is renamed into place, so the checkpoint stays
+        all-or-nothing.
+        """
         path = None
         self._saved_step = self.position.step
+        final = checkpoint_dir(self.out, self.position.step)
+        staging = final.with_name(final.name + ".shards")  # not matched by latest_checkpoint's pattern
+        if self.engine.sharded:
+            if self.dist.is_main:
+                shutil.rmtree(staging, ignore_errors=True)
+            self._barrier()
+            self.engine.save_shards(staging)
+            self._barrier()
+        weights = self.engine.full_state_dict()  # collective for ZeRO-3; None: the live model is complete
+        rngs = [None] * self.dist.world_size
+        if self.dist.distributed:
+            torch.distributed.all_gather_object(rngs, rng_state())
+
+        def write(folder: Path) -> None:
+            if weights is None:
+                self.osum.save(folder)
+            else:
+                self._save_weights(weights, folder)
+            if self.engine.sharded:
+                shutil.move(staging, folder / SHARD_DIR)
+            if self.dist.distributed:
+                torch.save(rngs, folder / RANK_RNG_FILE)
+
         if self.dist.is_main:
             path = save_training_state(
-                self.out,
-                self.position,
-                self.osum.save,
-                self.optimizer.state_dict(),
-                self.scheduler.state_dict(),
-                self.run.train.keep_last,
+                self.out, self.position, write, *self.engine.optimizer_state(), self.run.train.keep_last
             )
-        if self.dist.distributed:
-            torch.distributed.barrier()
+        self._barrier()
         return path
+
+    def _save_weights(self, weights: dict[str, torch.Tensor], folder: Path) -> None:
+        """Write gathered weights as an ordinary osum checkpoint, through a model built on the meta device."""
+        source = self.osum.model
+        with torch.device("meta"):
+            model = type(source)(source.config)
+        model.load_state_dict(weights, strict=True, assign=True)
+        Osum(model, self.osum.tokenizer, self.osum.prompts).save(folder)
+
+    def _barrier(self) -> None:
+        if torch.distributed.is_initialized():
+            torch.distributed.barrier()
 
     def _progress(self, initial: int):
         if not self.dist.is_main:
@@ -269,7 +298,7 @@ class Trainer:
             "step": pos.step,
             "epoch": pos.epoch,
             "loss": window["loss"] / n,
-            "lr": self.scheduler.get_last_lr()[0],
+            "lr": self.engine.lr(),
             "grad_norm": grad_norm if math.isfinite(grad_norm) else None,
             "audio_seconds_per_second": window["audio_s"] * self.dist.world_size / max(seconds, 1e-9),
             "seconds_per_step": seconds / max(window["n"] / self.run.train.grad_accum, 1e-9),
