@@ -12,9 +12,8 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase, Qwen2Config
 
-from osum.config import LLMConfig
 from osum.errors import CheckpointError
-from osum.model.llm import qwen2_config
+from osum.model.llm import llm_config_from_qwen2, qwen2_config
 
 _SUPPORTED = ("qwen2", "llama")
 
@@ -45,23 +44,9 @@ def _rope(cfg) -> dict:
 
 
 def _qwen2_config_from(cfg, eos_token_id: int | None) -> Qwen2Config:
-    """The Qwen2 equivalent of a (checked) Llama/Qwen2 config, built through our one LLMConfig -> Qwen2Config map."""
+    """The Qwen2 equivalent of a (checked) Llama/Qwen2 config, through our one LLMConfig <-> Qwen2Config map."""
     _check_supported(cfg)
-    return qwen2_config(
-        LLMConfig(
-            hidden_size=cfg.hidden_size,
-            layers=cfg.num_hidden_layers,
-            heads=cfg.num_attention_heads,
-            kv_heads=cfg.num_key_value_heads,
-            intermediate_size=cfg.intermediate_size,
-            vocab_size=cfg.vocab_size,
-            rope_theta=float(_rope(cfg)["rope_theta"]),
-            rms_norm_eps=float(cfg.rms_norm_eps),
-            tie_word_embeddings=bool(cfg.tie_word_embeddings),
-            max_position_embeddings=cfg.max_position_embeddings,
-            eos_token_id=eos_token_id if eos_token_id is not None else cfg.eos_token_id,
-        )
-    )
+    return qwen2_config(llm_config_from_qwen2(cfg, eos_token_id))
 
 
 def to_qwen2_state_dict(state_dict: dict[str, torch.Tensor], config: Qwen2Config) -> dict[str, torch.Tensor]:
