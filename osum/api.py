@@ -24,6 +24,7 @@ from osum.errors import ConfigError, OsumError, TaskError
 from osum.inference.decoding import DecodingOptions, generate_ids
 from osum.model.codec import LLMCodec, WhisperCodec
 from osum.model.osum import OsumModel
+from osum.model.whisper_tasks import WhisperTaskModel
 from osum.presets import PRESETS, preset_config
 from osum.runtime import default_device, parse_dtype
 from osum.tasks import PromptTable, Task, TaskResult, default_prompts, get_task
@@ -43,7 +44,7 @@ class Osum:
 
     def __init__(
         self,
-        model: OsumModel,
+        model: OsumModel | WhisperTaskModel,
         tokenizer: PreTrainedTokenizerBase,
         prompts: PromptTable | None = None,
         source: str = "",
@@ -106,21 +107,24 @@ class Osum:
             raise TaskError("no task given")
         if prompt is not None and not prompt.strip():
             raise TaskError("the prompt is empty")
-        waves = [self._load(a, i, sample_rate) for i, a in enumerate(audios)]
+        n_mels = self.config.encoder.n_mels
+        # features once per clip, however many tasks ask about it
+        feats = [log_mel_spectrogram(self._load(a, i, sample_rate), n_mels) for i, a in enumerate(audios)]
         codec = self.codec()
         prompt_ids = {t.name: codec.prompt_ids(t, prompt=prompt) for t in task_list}
-        items = [_Item(i, t, prompt_ids[t.name]) for i in range(len(waves)) for t in task_list]
-        items.sort(key=lambda it: -waves[it.audio].shape[0])  # similar lengths together: less padding
-        results: list[dict[str, TaskResult]] = [{} for _ in waves]
+        items = [_Item(i, t, prompt_ids[t.name]) for i in range(len(feats)) for t in task_list]
+        items.sort(key=lambda it: -feats[it.audio].shape[0])  # similar lengths together: less padding
+        results: list[dict[str, TaskResult]] = [{} for _ in feats]
         batches = list(_chunks(items, options.batch_size))
         if progress:
             from tqdm import tqdm
 
             batches = tqdm(batches, desc="decoding", unit="batch")
         for chunk in batches:
-            texts = self._decode(
-                [waves[it.audio] for it in chunk], [it.prompt for it in chunk], options, codec
+            batch = collate(
+                [feats[it.audio] for it in chunk], [it.prompt for it in chunk], [[] for _ in chunk]
             )
+            texts = [codec.decode(x) for x in generate_ids(self.model, batch.to(self.device), options)]
             for it, text in zip(chunk, texts, strict=True):
                 results[it.audio][it.task.name] = it.task.parse(text)
         return results
@@ -128,13 +132,6 @@ class Osum:
     def _load(self, audio: AudioInput, index: int, sample_rate: int | None) -> torch.Tensor:
         name = str(audio) if isinstance(audio, (str, os.PathLike)) else f"audio[{index}]"
         return load_audio(audio, sample_rate, max_seconds=self.config.max_audio_seconds, name=name)
-
-    def _decode(
-        self, waves: list[torch.Tensor], prompt_ids: list[list[int]], options: DecodingOptions, codec
-    ) -> list[str]:
-        feats = [log_mel_spectrogram(w, self.config.encoder.n_mels) for w in waves]
-        batch = collate(feats, prompt_ids, [[] for _ in prompt_ids]).to(self.device)
-        return [codec.decode(x) for x in generate_ids(self.model, batch, options)]
 
 
 def _chunks(items: list[_Item], size: int) -> Iterator[list[_Item]]:
