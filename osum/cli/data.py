@@ -2,6 +2,10 @@
 
 ``osum data synth OUT --hours H --seed S`` builds the synthetic multi-task corpus (osum.data.synth): train/test
 manifests, 16 kHz wavs and a data card, the same files for the same seed whatever ``--jobs`` is.
+
+``osum data prepare NAME SRC OUT.jsonl [--subset S] [--task T]`` turns a local copy of a public test set
+(LibriSpeech, AISHELL-1/2, WenetSpeech, MELD, VocalSound, ESC-50, Kaggle Common Voice) into a manifest
+(osum.data.corpora); ``osum data prepare --list`` shows the corpora, their subsets, tasks and expected layout.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import sys
 
 from osum.errors import ConfigError
 
-HELP = "make training data (synth: the offline synthetic multi-task corpus)"
+HELP = "make data (synth: the offline synthetic multi-task corpus; prepare: manifests of public test sets)"
 
 
 def add_parser(p: argparse.ArgumentParser) -> None:
@@ -51,6 +55,25 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     s.add_argument("--overwrite", action="store_true", help="replace an existing corpus in OUT")
     s.add_argument("--json", action="store_true", help="print the summary as JSON")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_prepare_parser(sub)
+
+
+def _add_prepare_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "prepare",
+        help="make a manifest from a local copy of a public test set (LibriSpeech, AISHELL, MELD, ...)",
+        description="Read a corpus in its release layout (nothing is downloaded) and write our JSONL manifest "
+        "with absolute audio paths. 'osum data prepare --list' shows the corpora and the layouts they expect.",
+    )
+    p.add_argument("name", nargs="?", help="corpus name (see --list)")
+    p.add_argument("src", nargs="?", help="the corpus folder")
+    p.add_argument("out", nargs="?", help="manifest to write (.jsonl or .jsonl.gz)")
+    p.add_argument("--subset", help="subset, e.g. test-clean (default: the corpus's test set)")
+    p.add_argument(
+        "--task", help="task, comma-separated tasks, or 'all' the corpus can label (default: its first task)"
+    )
+    p.add_argument("--list", action="store_true", help="list the corpora, subsets, tasks and layouts")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
 def parse_weights(spec: str | None) -> dict[str, float] | None:
@@ -101,6 +124,22 @@ def _synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _prepare(args: argparse.Namespace) -> int:
+    from osum.data.corpora import describe_corpora, prepare_corpus
+
+    if args.list:
+        print(describe_corpora())
+        return 0
+    if args.out is None:
+        raise ConfigError("osum data prepare needs NAME SRC OUT (or --list to see the corpora)")
+    summary = prepare_corpus(args.name, args.src, args.out, subset=args.subset, task=args.task)
+    if args.json:
+        print(json.dumps(summary.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        print("\n".join(summary.lines()))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
-    actions = {"synth": _synth}
+    actions = {"synth": _synth, "prepare": _prepare}
     return actions[args.data_command](args)

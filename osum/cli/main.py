@@ -7,7 +7,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from osum.cli import convert, data, demo, infer, tasks, train
+from osum.cli import convert, data, demo, evaluate, infer, tasks, train
 from osum.errors import OsumError
 
 COMMANDS = {
@@ -17,6 +17,7 @@ COMMANDS = {
     "tasks": tasks,
     "train": train,
     "data": data,
+    "eval": evaluate,
 }
 
 

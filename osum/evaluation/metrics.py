@@ -43,21 +43,47 @@ class ErrorCounts:
         return {**asdict(self), "reference_length": self.reference_length, "rate": self.rate}
 
 
+@dataclass(frozen=True)
+class Alignment:
+    """One utterance's edit alignment: counts and the operations, ``(op, ref tokens, hyp tokens)`` with ``op`` in
+    equal / substitute / delete / insert (jiwer's names)."""
+
+    counts: ErrorCounts
+    ops: tuple[tuple[str, str, str], ...]
+
+
+def align_tokens(ref: Sequence[str], hyp: Sequence[str]) -> Alignment:
+    """Minimum-edit alignment of two token sequences (jiwer); an empty side makes every token an edit."""
+    if not ref or not hyp:
+        ops = (("delete", " ".join(ref), ""),) if ref else (("insert", "", " ".join(hyp)),) if hyp else ()
+        return Alignment(ErrorCounts(0, len(ref), len(hyp), 0), ops)
+    out = jiwer.process_words(" ".join(ref), " ".join(hyp))
+    ops = tuple(
+        (
+            c.type,
+            " ".join(ref[c.ref_start_idx : c.ref_end_idx]),
+            " ".join(hyp[c.hyp_start_idx : c.hyp_end_idx]),
+        )
+        for c in out.alignments[0]
+    )
+    return Alignment(ErrorCounts(out.substitutions, out.deletions, out.insertions, out.hits), ops)
+
+
+def add_counts(counts: Sequence[ErrorCounts]) -> ErrorCounts:
+    """Corpus totals of per-utterance counts."""
+    return ErrorCounts(
+        sum(c.substitutions for c in counts),
+        sum(c.deletions for c in counts),
+        sum(c.insertions for c in counts),
+        sum(c.hits for c in counts),
+    )
+
+
 def _counts(refs: Sequence[Sequence[str]], hyps: Sequence[Sequence[str]]) -> ErrorCounts:
     """Token-sequence edit counts summed over utterances (an empty reference makes every hyp token an insertion)."""
     if len(refs) != len(hyps):
         raise ValueError(f"{len(refs)} references but {len(hyps)} hypotheses")
-    s = d = i = h = 0
-    for ref, hyp in zip(refs, hyps, strict=True):
-        if not ref:
-            i += len(hyp)
-            continue
-        if not hyp:
-            d += len(ref)
-            continue
-        out = jiwer.process_words(" ".join(ref), " ".join(hyp))
-        s, d, i, h = s + out.substitutions, d + out.deletions, i + out.insertions, h + out.hits
-    return ErrorCounts(s, d, i, h)
+    return add_counts([align_tokens(r, h).counts for r, h in zip(refs, hyps, strict=True)])
 
 
 def word_errors(
@@ -71,11 +97,12 @@ def char_errors(
     refs: Sequence[str], hyps: Sequence[str], normalize: Callable[[str], str] = str
 ) -> ErrorCounts:
     """CER counts (spaces ignored, as for Chinese scoring), characters as tokens."""
+    return _counts([chars(normalize(r)) for r in refs], [chars(normalize(h)) for h in hyps])
 
-    def chars(t: str) -> list[str]:
-        return [c for c in normalize(t) if not c.isspace()]
 
-    return _counts([chars(r) for r in refs], [chars(h) for h in hyps])
+def chars(text: str) -> list[str]:
+    """The characters of ``text`` without whitespace: the tokens of CER."""
+    return [c for c in text if not c.isspace()]
 
 
 @dataclass(frozen=True)
