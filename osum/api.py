@@ -21,6 +21,7 @@ from osum.config import ModelConfig
 from osum.data.audio import load_audio, log_mel_spectrogram
 from osum.data.collate import collate
 from osum.errors import ConfigError, OsumError, TaskError
+from osum.export import is_delta_dir, load_delta
 from osum.inference.decoding import DecodingOptions, generate_ids
 from osum.model.codec import LLMCodec, WhisperCodec
 from osum.model.osum import OsumModel
@@ -152,6 +153,9 @@ def load(
     dev = torch.device(device) if device is not None else default_device()
     llm_dtype = parse_dtype(dtype, dev)
     path = Path(name_or_dir)
+    if path.is_dir() and is_delta_dir(path):  # an exported folder: trained tensors over packaged bases
+        model, tokenizer, prompts = load_delta(path, dev, llm_dtype)
+        return Osum(model, tokenizer, prompts, source=str(path))
     if path.is_dir():
         model, tokenizer, _ = load_checkpoint(path, dev, llm_dtype)
         prompts = PromptTable.load(path / PROMPTS_FILE) if (path / PROMPTS_FILE).is_file() else None

@@ -170,6 +170,9 @@ class TrainConfig:
     deepspeed_stage: int = 2
     deepspeed_config: str = ""  # JSON file merged over the DeepSpeed config built from these fields
     train_modules: list[str] = field(default_factory=lambda: ["adaptor", "speech_markers", "encoder", "lora"])
+    # lm: ASR+X next-token loss through the LLM (OSUM). ctc: the pre-stage for small budgets, adaptor only,
+    # CTC against the LLM's embedding table (osum/model/ctc.py); continue with `lm` from its checkpoint.
+    objective: str = "lm"
     lr: float = 5e-5
     betas: list[float] = field(default_factory=lambda: [0.9, 0.99])
     eps: float = 1e-6

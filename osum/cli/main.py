@@ -8,7 +8,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from osum.cli import convert, data, demo, evaluate, infer, tasks, train
+from osum.cli import convert, data, demo, evaluate, export, infer, tasks, train
 from osum.errors import OsumError
 
 COMMANDS = {
@@ -19,6 +19,7 @@ COMMANDS = {
     "train": train,
     "data": data,
     "eval": evaluate,
+    "export": export,
 }
 
 

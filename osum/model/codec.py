@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from transformers import PreTrainedTokenizerBase
 
 from osum.errors import ConfigError, TaskError
-from osum.tasks import TASKS, PromptTable, Task, Word
+from osum.tasks import TASKS, PromptTable, Task, Word, normalize_text
 
 WHISPER_TASK_TOKEN = "<|osum:{}|>"
 WHISPER_PREFIX = ("<|startoftranscript|>", None, "<|notimestamps|>")  # None = the task token
@@ -105,3 +105,37 @@ class WhisperCodec:
 def whisper_task_tokens() -> list[str]:
     """The task tag tokens a stage-1 Whisper tokenizer gets, one per registered task (registry order)."""
     return [WHISPER_TASK_TOKEN.format(name) for name in TASKS]
+
+
+@dataclass(frozen=True)
+class TranscriptCodec:
+    """The CTC pre-stage's view of an example: no prompt, and the target is the transcript's LLM token ids alone
+    (normalised as in ASR+X targets, no label tags, no end token). Tasks without a transcript give ``[]``."""
+
+    base: LLMCodec
+
+    @property
+    def eos_id(self) -> int:
+        return self.base.eos_id
+
+    def prompt_ids(
+        self, task: Task, rng: random.Random | None = None, prompt: str | None = None
+    ) -> list[int]:
+        return []
+
+    def max_prompt_tokens(self, task: Task) -> int:
+        return 0
+
+    def target_ids(
+        self,
+        task: Task,
+        text: str | None,
+        labels: Mapping[str, str] | None = None,
+        words: Sequence[Word] | None = None,
+        answer: str | None = None,
+    ) -> list[int]:
+        if words:
+            text = " ".join(w.word for w in words)
+        if not task.has_transcript or not text:
+            return []
+        return self.base.ids(normalize_text(text))

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file, save_file
 
 from osum.api import Osum, load
 from osum.checkpoint import load_encoder_from
@@ -22,6 +23,8 @@ from osum.config import RunConfig, save_yaml
 from osum.data.dataset import TrainingData
 from osum.data.sampler import shard_for_rank
 from osum.errors import ConfigError
+from osum.model.codec import TranscriptCodec
+from osum.model.ctc import CTCObjective
 from osum.model.osum import OsumModel
 from osum.runtime import DistInfo, dist_info
 from osum.training.engines import SHARD_DIR, Engine, autocast_dtype, build_engine, import_deepspeed
@@ -39,6 +42,7 @@ from osum.training.state import (
 log = logging.getLogger(__name__)
 
 RANK_RNG_FILE = "rng_per_rank.pt"  # every rank's RNG state (trainer_state.pt holds rank 0's)
+CTC_BLANK_FILE = "ctc_blank.safetensors"  # the CTC pre-stage's blank vector (objective=ctc only)
 
 
 class Trainer:
@@ -57,6 +61,9 @@ class Trainer:
         ):  # stage 1's encoder starts stage 2 (a resumed run has it already)
             load_encoder_from(model, cfg.init_encoder)
         params = set_trainable(model, cfg.train_modules)
+        self.objective = self._objective(model, ckpt)
+        if isinstance(self.objective, CTCObjective):
+            params.append(self.objective.blank)
         if cfg.grad_checkpointing:
             model.encoder.gradient_checkpointing = True
             if isinstance(model, OsumModel):
@@ -65,11 +72,13 @@ class Trainer:
         self.optimizer = build_optimizer(params, cfg)
         self.scheduler = build_scheduler(self.optimizer, cfg)
         codec = self.osum.codec(run.data.prompt_language, run.data.random_prompt)
+        if cfg.objective == "ctc":
+            codec = TranscriptCodec(codec)
         n_mels = model.config.encoder.n_mels
         self.data = TrainingData(run.data.train, run.data, codec, n_mels)
         self.valid = TrainingData(run.data.valid, run.data, codec, n_mels) if run.data.valid else None
         self.engine: Engine = build_engine(
-            model, params, self.optimizer, self.scheduler, cfg, self.device, self.dist
+            self.objective, params, self.optimizer, self.scheduler, cfg, self.device, self.dist
         )
         self.position = Position()
         state = load_training_state(ckpt) if ckpt else None
@@ -84,6 +93,27 @@ class Trainer:
         self._log_file = None
         self._tb = None
         self._saved_step = self.position.step
+
+    def _objective(self, model: torch.nn.Module, ckpt: Path | None) -> torch.nn.Module:
+        """What the engine runs: the model itself (``lm``) or the CTC pre-stage around it (``ctc``)."""
+        cfg = self.run.train
+        if cfg.objective == "lm":
+            return model
+        if cfg.objective != "ctc":
+            raise ConfigError(f"train.objective {cfg.objective!r}: choose lm or ctc")
+        if not isinstance(model, OsumModel):
+            raise ConfigError(
+                "train.objective=ctc trains an OSUM adaptor; a Whisper (stage-1) model has none"
+            )
+        if cfg.engine == "deepspeed":
+            raise ConfigError(
+                "train.objective=ctc runs with the single or ddp engine (it trains a small adaptor)"
+            )
+        objective = CTCObjective(model).to(self.device)
+        blank = ckpt / CTC_BLANK_FILE if ckpt is not None else None
+        if blank is not None and blank.is_file():
+            objective.blank.data.copy_(load_file(blank)["blank"])
+        return objective
 
     def _own_rng(self, state: dict, ckpt: Path) -> dict:
         """This rank's RNG state from a checkpoint: each rank draws its own dropout masks."""
@@ -147,7 +177,7 @@ class Trainer:
 
     def fit(self) -> Position:
         cfg, pos = self.run.train, self.position
-        model = self.osum.model.train()
+        model = self.objective.train()
         if self.dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             save_yaml(self.run, self.out / "run.yaml")
@@ -207,14 +237,14 @@ class Trainer:
         """
         if self.valid is None or not (self.dist.is_main or self.engine.collective_forward):
             return None
-        rng, model = rng_state(), self.osum.model
+        rng, model = rng_state(), self.objective
         model.eval()
         total, n = 0.0, 0
         for batch, _ in self.valid.batch_set(self.valid.plan(0), epoch=0, train=False):
             if batch is None:
                 continue
             with self.engine.autocast():
-                total += model(batch.to(self.device), full_logits=False).loss.item()
+                total += self.objective(batch.to(self.device), full_logits=False).loss.item()
             n += 1
         model.train()
         set_rng_state(rng)
@@ -259,6 +289,10 @@ class Trainer:
                 self._save_weights(weights, folder)
             if self.engine.sharded:
                 shutil.move(staging, folder / SHARD_DIR)
+            if isinstance(self.objective, CTCObjective):
+                save_file(
+                    {"blank": self.objective.blank.detach().cpu().contiguous()}, folder / CTC_BLANK_FILE
+                )
             if self.dist.distributed:
                 torch.save(rngs, folder / RANK_RNG_FILE)
 

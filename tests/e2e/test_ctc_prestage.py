@@ -1,0 +1,89 @@
+"""The CTC pre-stage (train.objective=ctc) on the tiny preset: only the adaptor learns, the loss falls, the blank is
+saved and resumed exactly, and the LLM stage starts from its checkpoint."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from osum.config import RunConfig, from_dict
+from osum.errors import ConfigError
+from osum.testing.tiny import write_toy_corpus
+from osum.training.state import latest_checkpoint
+from osum.training.trainer import CTC_BLANK_FILE, Trainer
+
+TRAIN = {
+    "init": "tiny",
+    "objective": "ctc",
+    "train_modules": ["adaptor"],
+    "lr": 1e-2,
+    "warmup_steps": 0,
+    "scheduler": "constant",
+    "grad_accum": 1,
+    "log_every": 1,
+    "max_epochs": 50,
+}
+DATA = {"max_frames_in_batch": 800, "max_tokens_in_batch": 4000, "num_workers": 0, "sort_buffer": 8}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return write_toy_corpus(tmp_path_factory.mktemp("toy"), n=16)
+
+
+def run_config(corpus, out, **train) -> RunConfig:
+    return from_dict(
+        RunConfig,
+        {
+            "data": {**DATA, "train": [{"path": str(corpus)}]},
+            "train": {**TRAIN, "out_dir": str(out), **train},
+        },
+    )
+
+
+def test_ctc_trains_the_adaptor_only_and_the_lm_stage_continues(corpus, tmp_path):
+    trainer = Trainer(run_config(corpus, tmp_path / "ctc", max_steps=30, save_every=100))
+    before = {k: v.clone() for k, v in trainer.osum.model.state_dict().items()}
+    trainer.fit()
+    logs = [json.loads(x) for x in (tmp_path / "ctc" / "train_log.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in logs if "loss" in r]
+    assert sum(losses[-5:]) / 5 < 0.6 * sum(losses[:5]) / 5, losses
+    after = trainer.osum.model.state_dict()
+    changed = {k.split(".")[0] for k in before if not torch.equal(before[k], after[k])}
+    assert changed == {"adaptor"}
+    ckpt = latest_checkpoint(tmp_path / "ctc")
+    blank = load_file(str(ckpt / CTC_BLANK_FILE))["blank"]
+    assert blank.shape == (trainer.osum.config.llm.hidden_size,) and blank.abs().sum() > 0
+    # the LLM stage starts from the pre-stage checkpoint (an ordinary osum checkpoint)
+    lm = Trainer(
+        run_config(
+            corpus,
+            tmp_path / "lm",
+            init=str(ckpt),
+            objective="lm",
+            train_modules=["adaptor", "llm"],
+            max_steps=1,
+            save_every=100,
+        )
+    )
+    adaptor = {k: v for k, v in lm.osum.model.state_dict().items() if k.startswith("adaptor.")}
+    assert all(torch.equal(v, after[k]) for k, v in adaptor.items())
+    lm.fit()
+
+
+def test_ctc_resume_is_exact(corpus, tmp_path):
+    Trainer(run_config(corpus, tmp_path / "straight", max_steps=4, save_every=2)).fit()
+    Trainer(run_config(corpus, tmp_path / "cut", max_steps=2, save_every=2)).fit()
+    Trainer(run_config(corpus, tmp_path / "cut", max_steps=4, save_every=2), resume=True).fit()
+    for name in ("model.safetensors", CTC_BLANK_FILE):
+        a = load_file(str(latest_checkpoint(tmp_path / "straight") / name))
+        b = load_file(str(latest_checkpoint(tmp_path / "cut") / name))
+        assert [k for k in a if not torch.equal(a[k], b[k])] == [], name
+
+
+def test_bad_objective_is_named(corpus, tmp_path):
+    with pytest.raises(ConfigError, match="train.objective 'ctx'"):
+        Trainer(run_config(corpus, tmp_path / "x", objective="ctx", max_steps=1))
