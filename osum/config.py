@@ -228,13 +228,18 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None = None, overrides: Se
     _check_keys(cls, data, "")
     try:
         merged = OmegaConf.merge(OmegaConf.structured(cls), OmegaConf.create(data))
-        if overrides:
-            for item in overrides:
-                if "=" not in item:
-                    raise ConfigError(f"override {item!r} is not of the form key=value")
-            dot = OmegaConf.from_dotlist(list(overrides))
+        for item in overrides:
+            if "=" not in item:
+                raise ConfigError(f"override {item!r} is not of the form key=value")
+            dot = OmegaConf.from_dotlist([item])
             _check_keys(cls, OmegaConf.to_container(dot), "")
-            merged = OmegaConf.merge(merged, dot)
+            try:
+                merged = OmegaConf.merge(merged, dot)
+            except (OmegaConfBaseException, TypeError, ValueError) as exc:
+                raise ConfigError(
+                    f"override {item!r}: {str(exc).splitlines()[0]} (a list is set whole, e.g. "
+                    "data.train=[{path: a.jsonl}], not by index)"
+                ) from None
         return OmegaConf.to_object(merged)  # type: ignore[return-value]
     except OmegaConfBaseException as exc:
         raise ConfigError(f"invalid config value: {exc}".splitlines()[0]) from None

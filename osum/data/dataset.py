@@ -96,6 +96,14 @@ class TrainingData:
             )
         log.info("training data: %d utterances kept, dropped %s", len(self.items), dict(self.skipped))
 
+    def target_vocabulary(self) -> set[int]:
+        """Every token id of the kept utterances' targets (e.g. the classes a CTC pre-stage scores)."""
+        vocab: set[int] = set()
+        for item in self.items:
+            u = self.utterances[item.index]
+            vocab.update(self.codec.target_ids(get_task(u.task), u.text, u.labels, u.words, u.answer))
+        return vocab
+
     def plan(self, epoch: int) -> list[list[int]]:
         return plan_epoch(self.items, self.weights, self.cfg, epoch)
 

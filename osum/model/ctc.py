@@ -11,6 +11,7 @@ It is an option for small models on small budgets (``train.objective: ctc``); th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -23,7 +24,7 @@ from osum.model.osum import Batch, OsumModel
 @dataclass
 class CTCOutput:
     loss: torch.Tensor  # () CTC loss, mean over the batch of the per-utterance loss / target length
-    log_probs: torch.Tensor  # (B, T, V + 1) the last class is the blank
+    log_probs: torch.Tensor  # (B, T, K + 1) over the scored vocabulary; the last class is the blank
     lengths: torch.Tensor  # (B,) valid speech frames
 
 
@@ -31,25 +32,39 @@ class CTCObjective(nn.Module):
     """Wraps an :class:`OsumModel` for the pre-stage; ``blank`` is its only own parameter (saved beside the
     checkpoint, dropped when the LLM stage starts)."""
 
-    def __init__(self, model: OsumModel) -> None:
+    def __init__(self, model: OsumModel, vocab: Sequence[int] | None = None) -> None:
+        """``vocab``: the token ids scored (e.g. every token of the training transcripts); None = all of them.
+        Scoring only the tokens the data uses makes the output layer ~15x cheaper for SmolLM2's 49k vocabulary;
+        a target token outside ``vocab`` is an error."""
         super().__init__()
         self.model = model
         self.blank = nn.Parameter(torch.zeros(model.config.llm.hidden_size))
-
-    @property
-    def vocab_size(self) -> int:
-        return self.model.lm.get_input_embeddings().weight.shape[0]
+        n = model.lm.get_input_embeddings().weight.shape[0]
+        ids = torch.arange(n) if vocab is None else torch.tensor(sorted(set(vocab)), dtype=torch.long)
+        if len(ids) == 0 or ids.min() < 0 or ids.max() >= n:
+            raise ValueError(f"CTC vocabulary must be token ids in [0, {n}), got {len(ids)} ids")
+        index = torch.full((n,), -1, dtype=torch.long)
+        index[ids] = torch.arange(len(ids))
+        self.register_buffer("vocab", ids, persistent=False)  # (K,) scored token ids
+        self.register_buffer("index", index, persistent=False)  # (V,) token id -> class, -1 = not scored
 
     def forward(self, batch: Batch, full_logits: bool = False) -> CTCOutput:
         """``batch.target_ids`` (B, L) are transcript ids (see :class:`osum.model.codec.TranscriptCodec`)."""
         speech, lengths = self.model.encode_speech(batch.feats, batch.feat_lengths)  # (B, T, H), (B,)
-        table = self.model.lm.get_input_embeddings().weight.float()  # (V, H), frozen
+        table = self.model.lm.get_input_embeddings().weight[self.vocab].float()  # (K, H), frozen
         s = speech.float()
-        logits = torch.cat([s @ table.T, (s @ self.blank.float())[..., None]], dim=-1)  # (B, T, V + 1)
+        logits = torch.cat([s @ table.T, (s @ self.blank.float())[..., None]], dim=-1)  # (B, T, K + 1)
         log_probs = logits.log_softmax(-1)
+        valid = (
+            torch.arange(batch.target_ids.shape[1], device=lengths.device)[None]
+            < batch.target_lengths[:, None]
+        )
+        targets = self.index[batch.target_ids.long()].masked_fill(~valid, 0)
+        if (targets[valid] < 0).any():
+            raise ValueError("a target token is outside the CTC vocabulary given to CTCObjective")
         loss = F.ctc_loss(
             log_probs.transpose(0, 1),
-            batch.target_ids.long(),
+            targets,
             lengths,
             batch.target_lengths,
             blank=table.shape[0],
@@ -65,6 +80,6 @@ class CTCObjective(nn.Module):
         blank = out.log_probs.shape[-1] - 1
         result = []
         for row, n in zip(out.log_probs.argmax(-1), out.lengths, strict=True):
-            ids = torch.unique_consecutive(row[: int(n)])
-            result.append([int(t) for t in ids if int(t) != blank])
+            classes = torch.unique_consecutive(row[: int(n)])
+            result.append([int(self.vocab[c]) for c in classes if int(c) != blank])
         return result
