@@ -9,39 +9,55 @@ from torch import nn
 
 from osum.config import TrainConfig
 from osum.errors import ConfigError
+from osum.model.codec import whisper_task_tokens
 from osum.model.osum import OsumModel
 from osum.model.whisper_tasks import WhisperTaskModel
 
 # The OSUM authors' stages: adaptor -> + encoder -> + LoRA (maintainer, OSUM issue #22).
-MODULES = ("adaptor", "speech_markers", "encoder", "lora", "llm", "decoder")
+MODULES = ("adaptor", "speech_markers", "encoder", "lora", "llm")
+WHISPER_MODULES = ("encoder", "decoder", "decoder_layers", "task_tokens")
 
 
 def set_trainable(model: OsumModel | WhisperTaskModel, modules: list[str]) -> list[nn.Parameter]:
     """Freeze everything, then unfreeze the named parts; returns the trainable parameters.
 
-    ``lora``: the LoRA matrices; ``llm``: every LLM weight (full fine-tuning); ``speech_markers``: the learned
-    speech BOS/EOS vectors; ``decoder``: the Whisper decoder of a stage-1 model. The encoder's fixed position
-    table never trains.
+    OSUM models: ``adaptor``, ``speech_markers`` (the learned speech BOS/EOS), ``encoder``, ``lora`` (the LoRA
+    matrices), ``llm`` (every LLM weight). Stage-1 Whisper models: ``encoder``, ``decoder`` (all of it),
+    ``decoder_layers`` (the decoder without its token table) and ``task_tokens`` (only the rows of the task tag
+    tokens; the pretrained rows get no gradient, so train with ``weight_decay: 0`` to keep them exactly).
+    Any model: a dotted submodule path such as ``encoder.layers.3`` (e.g. to unfreeze the top encoder layers).
+    The encoder's fixed position table never trains.
     """
     whisper = isinstance(model, WhisperTaskModel)
-    valid = ("encoder", "decoder") if whisper else tuple(m for m in MODULES if m != "decoder")
-    unknown = sorted(set(modules) - set(valid))
+    valid = WHISPER_MODULES if whisper else MODULES
+    unknown = sorted(m for m in set(modules) - set(valid) if "." not in m)
     if unknown:
         kind = "a Whisper (stage-1)" if whisper else "an OSUM"
         raise ConfigError(
-            f"train.train_modules: {unknown} do not exist in {kind} model; choose from {list(valid)}"
+            f"train.train_modules: {unknown} do not exist in {kind} model; choose from {list(valid)} "
+            "or a submodule path such as encoder.layers.3"
         )
+    if whisper and {"decoder", "task_tokens"} <= set(modules):
+        raise ConfigError("train.train_modules: 'decoder' already trains every token row; drop 'task_tokens'")
     for p in model.parameters():
         p.requires_grad_(False)
-    groups = {"encoder": [model.encoder]}
+    groups: dict[str, list[nn.Module]] = {"encoder": [model.encoder]}
     if whisper:
-        groups["decoder"] = [model.decoder]
+        d = model.decoder
+        groups.update(decoder=[d], decoder_layers=[d.layers, d.layer_norm, d.embed_positions])
     else:
         groups.update(adaptor=[model.adaptor], llm=[model.llm])
     for name in modules:
+        if "." in name:
+            try:
+                groups[name] = [model.get_submodule(name)]
+            except AttributeError:
+                raise ConfigError(f"train.train_modules: the model has no submodule {name!r}") from None
         for module in groups.get(name, []):
             for p in module.parameters():
                 p.requires_grad_(True)
+    if "task_tokens" in modules:
+        _train_last_rows(model.decoder.embed_tokens.weight, len(whisper_task_tokens()))
     if "speech_markers" in modules:
         model.speech_bos.requires_grad_(True)
         model.speech_eos.requires_grad_(True)
@@ -58,6 +74,14 @@ def set_trainable(model: OsumModel | WhisperTaskModel, modules: list[str]) -> li
     if not params:
         raise ConfigError("train.train_modules selects no parameters")
     return params
+
+
+def _train_last_rows(table: nn.Parameter, n: int) -> None:
+    """Let only the last ``n`` rows of ``table`` (V, D) learn: the gradient of every other row is zeroed."""
+    table.requires_grad_(True)
+    mask = torch.zeros(table.shape[0], 1, dtype=table.dtype, device=table.device)
+    mask[-n:] = 1
+    table.register_hook(lambda grad: grad * mask.to(grad.device, grad.dtype))
 
 
 def build_optimizer(params: list[nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:

@@ -68,6 +68,11 @@ class Trainer:
         n_mels = model.config.encoder.n_mels
         self.data = TrainingData(run.data.train, run.data, codec, n_mels)
         self.valid = TrainingData(run.data.valid, run.data, codec, n_mels) if run.data.valid else None
+        if "task_tokens" in cfg.train_modules and cfg.weight_decay:
+            raise ConfigError(
+                "train.train_modules has task_tokens: set train.weight_decay=0, or AdamW's decay also moves the "
+                "pretrained token rows"
+            )
         params = set_trainable(model, cfg.train_modules)
         self.objective = self._objective(model, ckpt)
         if isinstance(self.objective, CTCObjective):
