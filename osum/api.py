@@ -27,10 +27,11 @@ from osum.model.codec import LLMCodec, WhisperCodec
 from osum.model.osum import OsumModel
 from osum.model.whisper_tasks import WhisperTaskModel
 from osum.presets import PRESETS, preset_config
-from osum.runtime import default_device, parse_dtype
+from osum.runtime import default_device, parse_dtype, trained_models_dir
 from osum.tasks import PromptTable, Task, TaskResult, default_prompts, get_task
 
 AudioInput = str | os.PathLike | np.ndarray | torch.Tensor
+BASE_SUFFIX = "-base"
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,9 @@ def load(
 ) -> Osum:
     """Load a checkpoint directory or build a preset (``mini``, ``tiny``; ``osum-7b`` needs converted weights).
 
+    A preset with a trained release under ``models/NAME`` (``OSUM_MODELS_DIR``) loads that; ``NAME-base`` always
+    builds the untrained base from the packaged weights.
+
     ``dtype`` is the LLM's (default: bf16 on CUDA, float32 on CPU); encoder and adaptor run in float32.
     """
     dev = torch.device(device) if device is not None else default_device()
@@ -161,9 +165,14 @@ def load(
         prompts = PromptTable.load(path / PROMPTS_FILE) if (path / PROMPTS_FILE).is_file() else None
         return Osum(model, tokenizer, prompts, source=str(path))
     name = str(name_or_dir)
+    trained = trained_models_dir() / name
+    if name in PRESETS and is_delta_dir(trained):  # the trained release of a preset (recipes/mini)
+        return load(trained, device, dtype, seed)
+    name = name.removesuffix(BASE_SUFFIX)  # "mini-base": always the untrained build (what recipes start from)
     if name not in PRESETS:
         raise OsumError(
-            f"{name!r} is neither a checkpoint directory nor a preset ({', '.join(sorted(PRESETS))})"
+            f"{str(name_or_dir)!r} is neither a checkpoint directory nor a preset "
+            f"({', '.join(sorted(PRESETS))}; NAME{BASE_SUFFIX} for a preset's untrained base)"
         )
     config = preset_config(name)
     if name == "osum-7b":

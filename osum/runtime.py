@@ -25,6 +25,11 @@ def reference_fixture_dir() -> Path:
     return Path(os.environ.get("OSUM_REFERENCE_FIXTURE") or default)
 
 
+def trained_models_dir() -> Path:
+    """Where the trained mini models live (``models/`` of the source tree); ``OSUM_MODELS_DIR`` overrides."""
+    return Path(os.environ.get("OSUM_MODELS_DIR") or Path(__file__).resolve().parents[1] / "models")
+
+
 def default_device() -> torch.device:
     """CUDA when available, else CPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")

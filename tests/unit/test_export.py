@@ -66,3 +66,16 @@ def test_a_model_without_sources_cannot_be_exported(tmp_path):
     osum.load("tiny", device="cpu").save(tmp_path / "tiny")
     with pytest.raises(CheckpointError, match="names no pretrained sources"):
         export_delta(tmp_path / "tiny", tmp_path / "out")
+
+
+def test_a_preset_loads_its_trained_release_and_base_stays_reachable(trained_stage1, tmp_path, monkeypatch):
+    folder, expected = trained_stage1
+    export_delta(folder, tmp_path / "models" / "mini-stage1", dtype=torch.float32)
+    monkeypatch.setenv("OSUM_MODELS_DIR", str(tmp_path / "models"))
+    release = osum.load("mini-stage1", device="cpu")
+    assert release.config.trained and release.source == str(tmp_path / "models" / "mini-stage1")
+    assert torch.equal(
+        release.model.state_dict()["decoder.layers.0.fc1.weight"], expected["decoder.layers.0.fc1.weight"]
+    )
+    base = osum.load("mini-stage1-base", device="cpu")
+    assert not base.config.trained and base.source == "mini-stage1"

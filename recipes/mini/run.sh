@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# The mini recipe, end to end on a CPU: synthetic corpus -> stage 1 (Whisper tiny.en + task tags) -> CTC pre-stage
+# (adaptor) -> stage 2 (SmolLM2 + LoRA, ASR+X) -> export the trained tensors -> evaluate the exported models.
+#
+#   recipes/mini/run.sh [--stage N] [--stop-stage M] [--resume] [--hours H] [--work DIR] [--data DIR]
+#
+# Stages: 0 synth, 1 stage 1, 2 CTC pre-stage, 3 stage 2, 4 export to models/, 5 eval on the test split.
+# Every stage only calls the osum CLI. --resume continues a cut training stage from its newest checkpoint;
+# the synthetic corpus is kept when it exists and `osum eval` continues by itself.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+stage=0 stop_stage=5 resume="" hours=2 work=exp/mini data=data/synth models=models
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --stage) stage=$2; shift 2 ;;
+    --stop-stage) stop_stage=$2; shift 2 ;;
+    --resume) resume=--resume; shift ;;
+    --hours) hours=$2; shift 2 ;;
+    --work) work=$2; shift 2 ;;
+    --data) data=$2; shift 2 ;;
+    --models) models=$2; shift 2 ;;
+    *) echo "unknown option $1 (see the header of $0)" >&2; exit 2 ;;
+  esac
+done
+osum=${OSUM:-$( [ -x .venv/bin/osum ] && echo .venv/bin/osum || echo osum )}
+train_set="data.train=[{path: $data/train.jsonl}]"
+
+latest() {  # newest checkpoint of a training folder
+  local found
+  found=$(ls -d "$1"/checkpoints/step_* 2>/dev/null | sort | tail -n 1)
+  [ -n "$found" ] || { echo "no checkpoint in $1/checkpoints: run its stage first" >&2; exit 1; }
+  echo "$found"
+}
+log() { echo "[$(date '+%H:%M:%S')] $*"; }
+
+if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
+  if [ -f "$data/test.jsonl" ]; then
+    log "stage 0: $data exists, kept"
+  else
+    log "stage 0: synthetic corpus, $hours h"
+    $osum data synth "$data" --hours "$hours" --seed 0 --jobs "$(nproc)"
+  fi
+fi
+if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
+  log "stage 1: Whisper tiny.en + task tags"
+  $osum train recipes/mini/stage1.yaml "$train_set" train.out_dir="$work/stage1" $resume
+fi
+if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
+  log "stage 2: CTC pre-stage of the adaptor, on stage 1's encoder"
+  $osum train recipes/mini/ctc.yaml "$train_set" train.out_dir="$work/ctc" \
+    train.init_encoder="$(latest "$work/stage1")" $resume
+fi
+if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
+  log "stage 3: ASR+X through SmolLM2 with LoRA"
+  $osum train recipes/mini/stage2.yaml "$train_set" train.out_dir="$work/stage2" \
+    train.init="$(latest "$work/ctc")" $resume
+fi
+if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
+  log "stage 4: export the trained tensors"
+  $osum export "$(latest "$work/stage1")" "$models/mini-stage1" --max-mb 40
+  $osum export "$(latest "$work/stage2")" "$models/mini" --max-mb 40
+fi
+if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
+  log "stage 5: evaluate the exported models on the held-out test split"
+  for m in mini-stage1 mini; do
+    $osum eval --model "$models/$m" --manifest "$data/test.jsonl" --out "$work/eval-$m"
+  done
+  $osum eval --compare "$work/eval-mini-stage1" "$work/eval-mini" --names mini-stage1,mini
+fi
+log "done"
