@@ -130,3 +130,56 @@ def test_compare_prints_one_table(tiny_run, tmp_path, corpus, capsys):
     assert "tiny" in table and "oracle" in table and "emotion_accuracy" in table
     assert main(["eval", "--compare", str(tmp_path / "nothing")]) == 2
     assert "osum eval" in capsys.readouterr().err
+
+
+def test_sttc_judge_through_an_openai_compatible_endpoint(corpus, tmp_path, monkeypatch):
+    """A real HTTP endpoint on loopback answers like a chat-completions server; the key never reaches the files."""
+    import http.server
+    import threading
+
+    seen = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's naming
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            seen.append((self.path, self.headers.get("Authorization"), body["model"]))
+            reply = {
+                "choices": [{"message": {"role": "assistant", "content": '{"score": 7, "reason": "ok"}'}}]
+            }
+            data = json.dumps(reply).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        utts = [u for u in read_manifest(corpus / "test.jsonl") if u.task == "sttc"]
+        text = osum_decode_file(utts, tmp_path / "text")
+        monkeypatch.setenv("JUDGE_KEY", "sk-secret-123")
+        url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+        args = [
+            "eval",
+            "--decode-file",
+            str(text),
+            "--manifest",
+            str(corpus / "test.jsonl"),
+            "--tasks",
+            "sttc",
+        ]
+        args += ["--out", str(tmp_path / "judged"), "--judge-url", url, "--judge-model", "judge-1"]
+        assert main([*args, "--judge-key-env", "JUDGE_KEY"]) == 0
+    finally:
+        server.shutdown()
+    assert len(seen) == len(utts) and all(
+        s == ("/v1/chat/completions", "Bearer sk-secret-123", "judge-1") for s in seen
+    )
+    metrics = json.loads((tmp_path / "judged" / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["tasks"]["sttc"]["metrics"]["judge_score"] == 7
+    for name in ("metrics.json", "eval.json", "report.md", "hyps.jsonl"):
+        assert "sk-secret" not in (tmp_path / "judged" / name).read_text(encoding="utf-8")
