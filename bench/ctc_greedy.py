@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/ctc_greedy.py exp/mini/ctc/checkpoints/step_00000500 data/synth/test.jsonl [--out x.json]
 
-Reads ``ctc_blank.safetensors`` beside the weights; writes {"wer": ..., "n": ..., "examples": [...]} as JSON.
+Reads ``ctc_head.safetensors`` (blank, logit scale, scored token ids) beside the weights; writes {"wer": ..., "n": ..., "examples": [...]} as JSON.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from osum.data.manifest import load_utterance_audio, read_any
 from osum.evaluation.metrics import word_errors
 from osum.evaluation.normalize import normalize_english
 from osum.model.ctc import CTCObjective
-from osum.training.trainer import CTC_BLANK_FILE
+from osum.training.trainer import CTC_HEAD_FILE
 
 
 def main() -> int:
@@ -34,8 +34,10 @@ def main() -> int:
     p.add_argument("--out")
     args = p.parse_args()
     model = osum.load(args.checkpoint, device="cpu", dtype="float32")
-    objective = CTCObjective(model.model)
-    objective.blank.data.copy_(load_file(str(Path(args.checkpoint) / CTC_BLANK_FILE))["blank"])
+    head = load_file(str(Path(args.checkpoint) / CTC_HEAD_FILE))
+    objective = CTCObjective(model.model, head["vocab"].tolist())  # the tokens it was trained to score
+    objective.blank.data.copy_(head["blank"])
+    objective.log_scale.data.copy_(head.get("log_scale", torch.zeros(())))
     objective.eval()
     utts = [u for u in read_any(args.manifest, require_target=False) if u.text][: args.limit]
     refs, hyps = [], []

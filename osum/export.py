@@ -46,11 +46,10 @@ def is_delta_dir(path: str | os.PathLike) -> bool:
     return (Path(path) / DELTA_FILE).is_file() and (Path(path) / CONFIG_FILE).is_file()
 
 
-def _random_keys(config: ModelConfig) -> set[str]:
-    """Keys whose base value is random initialisation: they differ between two seeds."""
-    a = build_model(config, seed=0)[0].state_dict()
-    b = build_model(config, seed=1)[0].state_dict()
-    return {k for k in a if not torch.equal(a[k], b[k])}
+def _random_keys(config: ModelConfig, base: dict[str, torch.Tensor]) -> set[str]:
+    """Keys whose base value (``base``, built with seed 0) is random initialisation: another seed changes them."""
+    other = build_model(config, seed=1)[0].state_dict()
+    return {k for k in base if not torch.equal(base[k], other[k])}
 
 
 def export_delta(
@@ -64,7 +63,7 @@ def export_delta(
     trained = model.state_dict()
     base_config = replace(config, trained=False)
     base = build_model(base_config, seed=0)[0].state_dict()
-    random_keys = _random_keys(base_config)
+    random_keys = _random_keys(base_config, base)
     tensors: dict[str, torch.Tensor] = {}
     whole, rows = [], {}
     for key, value in trained.items():

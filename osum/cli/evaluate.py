@@ -50,7 +50,7 @@ def add_parser(p: argparse.ArgumentParser) -> None:
 
 def _judge(args: argparse.Namespace):
     if not args.judge_url:
-        return None, None
+        return None
     if not args.judge_model:
         raise ConfigError("--judge-url needs --judge-model (the model name the endpoint serves)")
     from osum.evaluation.judge import JudgeConfig, judge_answers, summarize
@@ -62,7 +62,7 @@ def _judge(args: argparse.Namespace):
     def judge(items: list[tuple[str, str, str | None]]) -> dict:
         return summarize(config, judge_answers(config, items, progress=True))
 
-    return judge, {"url": args.judge_url, "model": args.judge_model}
+    return judge
 
 
 def run(args: argparse.Namespace) -> int:
@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
                 "measure nothing yet (see README, 'Models').",
                 file=sys.stderr,
             )
-    judge, judge_settings = _judge(args)
+    judge = _judge(args)
     result = evaluate(
         args.manifest,
         args.out,
@@ -104,7 +104,6 @@ def run(args: argparse.Namespace) -> int:
         options=options,
         decode_file=args.decode_file,
         judge=judge,
-        judge_settings=judge_settings,
         limit=args.limit,
         overwrite=args.overwrite,
         progress=True,

@@ -283,7 +283,6 @@ def evaluate(
     options: DecodingOptions | None = None,
     decode_file: str | os.PathLike | None = None,
     judge: Callable[[list[tuple[str, str, str | None]]], dict[str, Any]] | None = None,
-    judge_settings: dict[str, Any] | None = None,
     limit: int | None = None,
     overwrite: bool = False,
     progress: bool = False,
@@ -291,8 +290,8 @@ def evaluate(
     """Decode (``model``) or read (``decode_file``) hypotheses for ``manifest`` and write every output to ``out_dir``.
 
     Exactly one of ``model`` and ``decode_file`` is given. ``tasks``: task names, or None for each utterance's own
-    task. ``judge``: optional STTC judge (see :mod:`osum.evaluation.judge`); ``judge_settings`` (url, model, no key)
-    is stored in eval.json. Returns the metrics and how much was decoded now versus reused from an interrupted run.
+    task. ``judge``: optional STTC judge (see :mod:`osum.evaluation.judge`); it only scores, so a finished run can be
+    judged later with the same command. Returns the metrics and how much was decoded now versus reused.
     """
     if (model is None) == (decode_file is None):
         raise OsumError("give either a model to decode with or a decode file to score, not both or neither")
@@ -317,7 +316,6 @@ def evaluate(
         limit=limit,
         decoding=asdict(options) if model is not None else None,
         prompt_language=model.config.prompt_language if model is not None else None,
-        judge=judge_settings,
     )
     out = Path(out_dir)
     _prepare_dir(out, settings, overwrite)

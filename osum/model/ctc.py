@@ -4,8 +4,11 @@ Trained directly, a randomly initialised adaptor in front of a small LLM stalls:
 that ignores the audio (issue [4 of 5] measured loss ~2.4 and WER ~0.9 after 25 CPU minutes). This objective first
 teaches the adaptor what the speech says: its output frames ``s_t`` (12.5 Hz, already in the LLM's width H) are
 scored against every row of the LLM's own frozen input embedding table ``E`` (V, H), plus one learned blank vector:
-``logits_t = [s_t @ E^T, s_t . blank]``, trained with CTC on the transcript's LLM token ids. A frame that CTC
-aligns to a token is pulled towards that token's embedding, which is exactly what the LLM can read afterwards.
+``logits_t = exp(log_scale) * [s_t @ E^T, s_t . blank]``, trained with CTC on the transcript's LLM token ids. A frame
+that CTC aligns to a token is pulled towards that token's embedding, which is exactly what the LLM can read
+afterwards. Left alone, CTC makes the frames ~9x longer than any embedding (measured: norm 28 against 3.2), which
+the LLM then cannot read; so a penalty ``(|s_t| / mean |e| - 1)^2`` keeps them at the embedding table's scale and the
+learned ``log_scale`` sharpens the logits instead.
 It is an option for small models on small budgets (``train.objective: ctc``); the OSUM recipe does not use it.
 """
 
@@ -23,14 +26,14 @@ from osum.model.osum import Batch, OsumModel
 
 @dataclass
 class CTCOutput:
-    loss: torch.Tensor  # () CTC loss, mean over the batch of the per-utterance loss / target length
+    loss: torch.Tensor  # () CTC loss (mean of per-utterance loss / target length) + the norm penalty
     log_probs: torch.Tensor  # (B, T, K + 1) over the scored vocabulary; the last class is the blank
     lengths: torch.Tensor  # (B,) valid speech frames
 
 
 class CTCObjective(nn.Module):
-    """Wraps an :class:`OsumModel` for the pre-stage; ``blank`` is its only own parameter (saved beside the
-    checkpoint, dropped when the LLM stage starts)."""
+    """Wraps an :class:`OsumModel` for the pre-stage; ``blank`` and ``log_scale`` are its own parameters (saved
+    beside the checkpoint, dropped when the LLM stage starts)."""
 
     def __init__(self, model: OsumModel, vocab: Sequence[int] | None = None) -> None:
         """``vocab``: the token ids scored (e.g. every token of the training transcripts); None = all of them.
@@ -39,7 +42,10 @@ class CTCObjective(nn.Module):
         super().__init__()
         self.model = model
         self.blank = nn.Parameter(torch.zeros(model.config.llm.hidden_size))
-        n = model.lm.get_input_embeddings().weight.shape[0]
+        self.log_scale = nn.Parameter(torch.zeros(()))
+        table = model.lm.get_input_embeddings().weight
+        n = table.shape[0]
+        self.register_buffer("target_norm", table.detach().float().norm(dim=-1).mean(), persistent=False)
         ids = torch.arange(n) if vocab is None else torch.tensor(sorted(set(vocab)), dtype=torch.long)
         if len(ids) == 0 or ids.min() < 0 or ids.max() >= n:
             raise ValueError(f"CTC vocabulary must be token ids in [0, {n}), got {len(ids)} ids")
@@ -53,7 +59,7 @@ class CTCObjective(nn.Module):
         speech, lengths = self.model.encode_speech(batch.feats, batch.feat_lengths)  # (B, T, H), (B,)
         table = self.model.lm.get_input_embeddings().weight[self.vocab].float()  # (K, H), frozen
         s = speech.float()
-        logits = torch.cat([s @ table.T, (s @ self.blank.float())[..., None]], dim=-1)  # (B, T, K + 1)
+        logits = torch.cat([s @ table.T, (s @ self.blank.float())[..., None]], dim=-1) * self.log_scale.exp()
         log_probs = logits.log_softmax(-1)
         valid = (
             torch.arange(batch.target_ids.shape[1], device=lengths.device)[None]
@@ -71,7 +77,9 @@ class CTCObjective(nn.Module):
             reduction="mean",
             zero_infinity=True,  # a target longer than its frames gives no gradient instead of inf
         )
-        return CTCOutput(loss, log_probs, lengths)
+        frames = torch.arange(s.shape[1], device=lengths.device)[None] < lengths[:, None]  # (B, T)
+        norm_penalty = ((s.norm(dim=-1)[frames] / self.target_norm - 1) ** 2).mean()
+        return CTCOutput(loss + norm_penalty, log_probs, lengths)
 
     @torch.inference_mode()
     def greedy(self, batch: Batch) -> list[list[int]]:

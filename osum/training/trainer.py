@@ -42,9 +42,8 @@ from osum.training.state import (
 log = logging.getLogger(__name__)
 
 RANK_RNG_FILE = "rng_per_rank.pt"  # every rank's RNG state (trainer_state.pt holds rank 0's)
-CTC_BLANK_FILE = (
-    "ctc_blank.safetensors"  # the CTC pre-stage's blank vector and scored token ids (objective=ctc)
-)
+# the CTC pre-stage's own parameters (blank, logit scale) and its scored token ids (objective=ctc only)
+CTC_HEAD_FILE = "ctc_head.safetensors"
 
 
 class Trainer:
@@ -58,6 +57,7 @@ class Trainer:
             log.warning("--resume: no checkpoint in %s yet, starting from %s", self.out, cfg.init)
         self.osum: Osum = load(ckpt or cfg.init, device=self.device, dtype=torch.float32)
         model = self.osum.model
+        model.config.trained = True  # what this run saves is a trained model (no "untrained adaptor" notes)
         if (
             cfg.init_encoder and ckpt is None
         ):  # stage 1's encoder starts stage 2 (a resumed run has it already)
@@ -76,7 +76,7 @@ class Trainer:
         params = set_trainable(model, cfg.train_modules)
         self.objective = self._objective(model, ckpt)
         if isinstance(self.objective, CTCObjective):
-            params.append(self.objective.blank)
+            params += [self.objective.blank, self.objective.log_scale]
         if cfg.grad_checkpointing:
             model.encoder.gradient_checkpointing = True
             if isinstance(model, OsumModel):
@@ -119,9 +119,11 @@ class Trainer:
         # score only the tokens the transcripts use (train + valid): the output layer is then ~15x cheaper
         vocab = {t for data in (self.data, self.valid) if data is not None for t in data.target_vocabulary()}
         objective = CTCObjective(model, sorted(vocab) or None).to(self.device)
-        blank = ckpt / CTC_BLANK_FILE if ckpt is not None else None
-        if blank is not None and blank.is_file():
-            objective.blank.data.copy_(load_file(blank)["blank"])
+        head = ckpt / CTC_HEAD_FILE if ckpt is not None else None
+        if head is not None and head.is_file():
+            saved = load_file(head)
+            objective.blank.data.copy_(saved["blank"])
+            objective.log_scale.data.copy_(saved["log_scale"])
         return objective
 
     def _own_rng(self, state: dict, ckpt: Path) -> dict:
@@ -300,10 +302,11 @@ class Trainer:
                 shutil.move(staging, folder / SHARD_DIR)
             if isinstance(self.objective, CTCObjective):
                 head = {
-                    "blank": self.objective.blank.detach().cpu().contiguous(),
-                    "vocab": self.objective.vocab.cpu(),
+                    n: p.detach().cpu().contiguous()
+                    for n, p in self.objective.named_parameters()
+                    if "." not in n
                 }
-                save_file(head, folder / CTC_BLANK_FILE)
+                save_file({**head, "vocab": self.objective.vocab.cpu()}, folder / CTC_HEAD_FILE)
             if self.dist.distributed:
                 torch.save(rngs, folder / RANK_RNG_FILE)
 

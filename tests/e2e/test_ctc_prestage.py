@@ -13,7 +13,7 @@ from osum.config import RunConfig, from_dict
 from osum.errors import ConfigError
 from osum.testing.tiny import write_toy_corpus
 from osum.training.state import latest_checkpoint
-from osum.training.trainer import CTC_BLANK_FILE, Trainer
+from osum.training.trainer import CTC_HEAD_FILE, Trainer
 
 TRAIN = {
     "init": "tiny",
@@ -55,7 +55,7 @@ def test_ctc_trains_the_adaptor_only_and_the_lm_stage_continues(corpus, tmp_path
     changed = {k.split(".")[0] for k in before if not torch.equal(before[k], after[k])}
     assert changed == {"adaptor"}
     ckpt = latest_checkpoint(tmp_path / "ctc")
-    blank = load_file(str(ckpt / CTC_BLANK_FILE))["blank"]
+    blank = load_file(str(ckpt / CTC_HEAD_FILE))["blank"]
     assert blank.shape == (trainer.osum.config.llm.hidden_size,) and blank.abs().sum() > 0
     # the LLM stage starts from the pre-stage checkpoint (an ordinary osum checkpoint)
     lm = Trainer(
@@ -78,7 +78,7 @@ def test_ctc_resume_is_exact(corpus, tmp_path):
     Trainer(run_config(corpus, tmp_path / "straight", max_steps=4, save_every=2)).fit()
     Trainer(run_config(corpus, tmp_path / "cut", max_steps=2, save_every=2)).fit()
     Trainer(run_config(corpus, tmp_path / "cut", max_steps=4, save_every=2), resume=True).fit()
-    for name in ("model.safetensors", CTC_BLANK_FILE):
+    for name in ("model.safetensors", CTC_HEAD_FILE):
         a = load_file(str(latest_checkpoint(tmp_path / "straight") / name))
         b = load_file(str(latest_checkpoint(tmp_path / "cut") / name))
         assert [k for k in a if not torch.equal(a[k], b[k])] == [], name

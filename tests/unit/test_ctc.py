@@ -1,0 +1,52 @@
+"""The CTC pre-stage objective: scored sub-vocabulary, the norm penalty, greedy decoding to real token ids."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import osum
+from osum.data.collate import collate
+from osum.model.ctc import CTCObjective
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return osum.load("tiny", device="cpu")
+
+
+def _batch(targets):
+    torch.manual_seed(0)
+    feats = [torch.randn(200, 80), torch.randn(160, 80)]
+    return collate(feats, [[], []], targets)
+
+
+def test_loss_is_ctc_over_the_scored_tokens_plus_the_norm_penalty(tiny):
+    vocab = [5, 17, 300, 9000]
+    objective = CTCObjective(tiny.model, vocab).eval()
+    batch = _batch([[17, 300], [9000]])
+    out = objective(batch)
+    assert out.log_probs.shape[-1] == len(vocab) + 1  # + blank
+    s, lengths = tiny.model.encode_speech(batch.feats, batch.feat_lengths)
+    targets = torch.tensor([[1, 2], [3, 0]])  # positions in the sorted vocabulary
+    ctc = F.ctc_loss(
+        out.log_probs.transpose(0, 1), targets, lengths, batch.target_lengths, blank=4, zero_infinity=True
+    )
+    table = tiny.model.lm.get_input_embeddings().weight
+    norms = torch.cat([s[i, : int(n)].norm(dim=-1) for i, n in enumerate(lengths)])
+    penalty = ((norms / table.norm(dim=-1).mean() - 1) ** 2).mean()
+    assert torch.allclose(out.loss, ctc + penalty, atol=1e-5)
+    with pytest.raises(ValueError, match="outside the CTC vocabulary"):
+        objective(_batch([[17, 18], [5]]))
+
+
+def test_greedy_gives_token_ids_of_the_vocabulary(tiny):
+    vocab = [5, 17, 300, 9000]
+    objective = CTCObjective(tiny.model, vocab).eval()
+    batch = _batch([[17], [5]])
+    with torch.no_grad():  # point the blank away from the first frame, so a real token wins there
+        first = tiny.model.encode_speech(batch.feats, batch.feat_lengths)[0][0, 0]
+        objective.blank.copy_(-100 * first)
+    ids = objective.greedy(batch)
+    assert len(ids) == 2 and all(t in vocab for row in ids for t in row) and any(ids)
