@@ -173,6 +173,9 @@ class TrainConfig:
     # lm: ASR+X next-token loss through the LLM (OSUM). ctc: the pre-stage for small budgets, adaptor only,
     # CTC against the LLM's embedding table (osum/model/ctc.py); continue with `lm` from its checkpoint.
     objective: str = "lm"
+    ctc_norm_weight: float = (
+        1.0  # objective=ctc: weight of the penalty keeping speech frames at embedding length
+    )
     lr: float = 5e-5
     betas: list[float] = field(default_factory=lambda: [0.9, 0.99])
     eps: float = 1e-6

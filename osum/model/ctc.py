@@ -14,6 +14,7 @@ It is an option for small models on small budgets (``train.objective: ctc``); th
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,6 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from osum.model.osum import Batch, OsumModel
+
+INITIAL_SCALE = 10.0  # logits = scale * (s_t . e): a learned scale, starting at 10
 
 
 @dataclass
@@ -35,14 +38,18 @@ class CTCObjective(nn.Module):
     """Wraps an :class:`OsumModel` for the pre-stage; ``blank`` and ``log_scale`` are its own parameters (saved
     beside the checkpoint, dropped when the LLM stage starts)."""
 
-    def __init__(self, model: OsumModel, vocab: Sequence[int] | None = None) -> None:
+    def __init__(
+        self, model: OsumModel, vocab: Sequence[int] | None = None, norm_weight: float = 1.0
+    ) -> None:
         """``vocab``: the token ids scored (e.g. every token of the training transcripts); None = all of them.
         Scoring only the tokens the data uses makes the output layer ~15x cheaper for SmolLM2's 49k vocabulary;
         a target token outside ``vocab`` is an error."""
         super().__init__()
         self.model = model
+        self.norm_weight = norm_weight
         self.blank = nn.Parameter(torch.zeros(model.config.llm.hidden_size))
-        self.log_scale = nn.Parameter(torch.zeros(()))
+        # Unpenalised CTC grew the frames ~9x instead; starting the scale there keeps the early learning as fast.
+        self.log_scale = nn.Parameter(torch.tensor(math.log(INITIAL_SCALE)))
         table = model.lm.get_input_embeddings().weight
         n = table.shape[0]
         self.register_buffer("target_norm", table.detach().float().norm(dim=-1).mean(), persistent=False)
@@ -79,7 +86,7 @@ class CTCObjective(nn.Module):
         )
         frames = torch.arange(s.shape[1], device=lengths.device)[None] < lengths[:, None]  # (B, T)
         norm_penalty = ((s.norm(dim=-1)[frames] / self.target_norm - 1) ** 2).mean()
-        return CTCOutput(loss + norm_penalty, log_probs, lengths)
+        return CTCOutput(loss + self.norm_weight * norm_penalty, log_probs, lengths)
 
     @torch.inference_mode()
     def greedy(self, batch: Batch) -> list[list[int]]:
