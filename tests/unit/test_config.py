@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from osum.config import ModelConfig, from_dict, load_yaml, save_yaml, to_dict
+from osum.config import ModelConfig, RunConfig, from_dict, load_yaml, save_yaml, to_dict
 from osum.errors import ConfigError
 from osum.presets import PRESETS, preset_config
 
@@ -52,3 +52,8 @@ def test_bad_yaml_files_name_the_file(tmp_path):
         load_yaml(ModelConfig, tmp_path / "bad.yaml")
     with pytest.raises(ConfigError, match="unknown preset"):
         preset_config("huge")
+
+
+def test_a_list_override_by_index_is_named():
+    with pytest.raises(ConfigError, match=r"override 'data.train.0.path=x.jsonl'.*a list is set whole"):
+        from_dict(RunConfig, {"data": {"train": [{"path": "a.jsonl"}]}}, ["data.train.0.path=x.jsonl"])
