@@ -238,7 +238,8 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None = None, overrides: Se
             _check_keys(cls, OmegaConf.to_container(dot), "")
             try:
                 merged = OmegaConf.merge(merged, dot)
-            except TypeError as exc:  # OmegaConf's answer to a list addressed by index (data.train.0.path=...)
+            # TypeError: OmegaConf's answer to a list addressed by index (data.train.0.path=...)
+            except TypeError as exc:
                 raise ConfigError(
                     f"override {item!r}: {str(exc).splitlines()[0]} (a list is set whole, e.g. "
                     "data.train=[{path: a.jsonl}], not by index)"
