@@ -255,7 +255,7 @@ class Trainer:
             if batch is None:
                 continue
             with self.engine.autocast():
-                total += self.objective(batch.to(self.device), full_logits=False).loss.item()
+                total += model(batch.to(self.device), full_logits=False).loss.item()
             n += 1
         model.train()
         set_rng_state(rng)
