@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 
+from osum.cli.common import add_decoding_args, load_model
 from osum.errors import ConfigError
 
 HELP = "evaluate a model on a test manifest (metrics.json, report.md, plots) or compare evaluations"
@@ -30,11 +31,7 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--limit", type=int, help="only the first N utterances of the manifest")
     p.add_argument("--overwrite", action="store_true", help="discard an earlier run in --out")
-    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
-    p.add_argument("--dtype", help="LLM dtype: float32, bf16, fp16 (default: bf16 on CUDA, float32 on CPU)")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--beams", type=int, default=1, help="beam size (1 = greedy)")
-    p.add_argument("--max-new-tokens", type=int, default=200)
+    add_decoding_args(p)
     p.add_argument(
         "--judge-url", help="OpenAI-compatible endpoint (e.g. http://host:8000/v1) to score STTC answers"
     )
@@ -86,15 +83,7 @@ def run(args: argparse.Namespace) -> int:
     options = osum.DecodingOptions(
         max_new_tokens=args.max_new_tokens, num_beams=args.beams, batch_size=args.batch_size
     )
-    model = None
-    if args.model:
-        model = osum.load(args.model, device=args.device, dtype=args.dtype)
-        if not model.config.trained:
-            print(
-                f"osum: note: model {model.source!r} has a randomly initialised (untrained) adaptor: its scores "
-                "measure nothing yet (see README, 'Models').",
-                file=sys.stderr,
-            )
+    model = load_model(args) if args.model else None
     judge = _judge(args)
     result = evaluate(
         args.manifest,

@@ -10,6 +10,8 @@ import argparse
 import json
 import sys
 
+from osum.cli.common import add_decoding_args, load_model
+
 HELP = "run OSUM tasks on audio files"
 CHUNK = 256  # files read and decoded per step
 
@@ -22,11 +24,7 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--prompt", help="your own instruction instead of the task's prompt")
     p.add_argument("--json", action="store_true", help="one JSON object per file instead of a table")
-    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
-    p.add_argument("--dtype", help="LLM dtype: float32, bf16, fp16 (default: bf16 on CUDA, float32 on CPU)")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--beams", type=int, default=1, help="beam size (1 = greedy)")
-    p.add_argument("--max-new-tokens", type=int, default=200)
+    add_decoding_args(p)
     p.add_argument("--sample", action="store_true", help="sample instead of greedy/beam decoding")
     p.add_argument("--seed", type=int, help="seed for --sample")
 
@@ -55,13 +53,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         batch_size=args.batch_size,
     )
-    model = osum.load(args.model, device=args.device, dtype=args.dtype)
-    if not model.config.trained:
-        print(
-            f"osum: note: model {model.source!r} has a randomly initialised (untrained) adaptor: its answers "
-            "are not meaningful yet (see README, 'Models').",
-            file=sys.stderr,
-        )
+    model = load_model(args)
     failed = 0
     progress = len(args.files) > args.batch_size
     if not args.json:

@@ -262,7 +262,7 @@ def _finite(data: Any) -> Any:
 
 def _write_json_atomic(path: Path, data: Any) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    text = json.dumps(_finite(data), indent=2, ensure_ascii=False, allow_nan=False)
+    text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False)
     tmp.write_text(text + "\n", encoding="utf-8")
     tmp.replace(path)
 
