@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/ctc_greedy.py exp/mini/ctc/checkpoints/step_00000500 data/synth/test.jsonl [--out x.json]
 
-Reads ``ctc_head.safetensors`` (blank, logit scale, scored token ids) beside the weights; writes {"wer": ..., "n": ..., "examples": [...]} as JSON.
+Reads ``ctc_head.safetensors`` (blank, logit scale, scored token ids) beside the weights; writes {"wer", "n", "frame_norm", "embedding_norm", "examples"} as JSON.
 """
 
 from __future__ import annotations
@@ -40,13 +40,15 @@ def main() -> int:
     objective.log_scale.data.copy_(head.get("log_scale", torch.zeros(())))
     objective.eval()
     utts = [u for u in read_any(args.manifest, require_target=False) if u.text][: args.limit]
-    refs, hyps = [], []
+    refs, hyps, norms = [], [], []
     for start in range(0, len(utts), args.batch_size):
         chunk = utts[start : start + args.batch_size]
         feats = [log_mel_spectrogram(load_utterance_audio(u)) for u in chunk]
         batch = collate(feats, [[] for _ in chunk], [[] for _ in chunk])
         with torch.inference_mode():
             ids = objective.greedy(batch)
+            speech, lengths = model.model.encode_speech(batch.feats, batch.feat_lengths)
+            norms += [float(speech[i, : int(n)].norm(dim=-1).mean()) for i, n in enumerate(lengths)]
         hyps += [model.tokenizer.decode(x) for x in ids]
         refs += [u.text for u in chunk]
     counts = word_errors(refs, hyps, normalize_english)
@@ -56,6 +58,9 @@ def main() -> int:
         "n": len(refs),
         "wer": counts.rate,
         "counts": counts.to_dict(),
+        # what the LLM stage will read: the frames' mean norm against the embedding table's
+        "frame_norm": sum(norms) / len(norms),
+        "embedding_norm": float(objective.target_norm),
         "examples": [{"ref": r, "hyp": h} for r, h in list(zip(refs, hyps, strict=True))[:5]],
     }
     text = json.dumps(result, indent=2, ensure_ascii=False)

@@ -6,9 +6,10 @@ teaches the adaptor what the speech says: its output frames ``s_t`` (12.5 Hz, al
 scored against every row of the LLM's own frozen input embedding table ``E`` (V, H), plus one learned blank vector:
 ``logits_t = exp(log_scale) * [s_t @ E^T, s_t . blank]``, trained with CTC on the transcript's LLM token ids. A frame
 that CTC aligns to a token is pulled towards that token's embedding, which is exactly what the LLM can read
-afterwards. Left alone, CTC makes the frames ~9x longer than any embedding (measured: norm 28 against 3.2), which
-the LLM then cannot read; so a penalty ``(|s_t| / mean |e| - 1)^2`` keeps them at the embedding table's scale and the
-learned ``log_scale`` sharpens the logits instead.
+afterwards. Scoring ``s_t`` itself, CTC made the frames ~9x longer than any embedding (measured: norm 28 against
+3.2), which the LLM then could not read; a penalty on the norm alone fought CTC and slowed it down. So CTC scores each
+frame's direction (the frame rescaled to the table's mean norm), the learned ``log_scale`` sharpens the logits, and
+the penalty ``(|s_t| / mean |e| - 1)^2``, which CTC no longer opposes, keeps the frames at the embedding scale.
 It is an option for small models on small budgets (``train.objective: ctc``); the OSUM recipe does not use it.
 """
 
@@ -66,7 +67,12 @@ class CTCObjective(nn.Module):
         speech, lengths = self.model.encode_speech(batch.feats, batch.feat_lengths)  # (B, T, H), (B,)
         table = self.model.lm.get_input_embeddings().weight[self.vocab].float()  # (K, H), frozen
         s = speech.float()
-        logits = torch.cat([s @ table.T, (s @ self.blank.float())[..., None]], dim=-1) * self.log_scale.exp()
+        norms = s.norm(dim=-1, keepdim=True)  # (B, T, 1)
+        # CTC scores the frames' directions only (each frame set to the table's mean norm), so it cannot sharpen
+        # its logits by growing the frames; the learned scale does that, and the penalty alone sets the norm.
+        unit = s * (self.target_norm / norms.clamp_min(1e-6))
+        logits = torch.cat([unit @ table.T, (unit @ self.blank.float())[..., None]], dim=-1)
+        logits = logits * self.log_scale.exp()
         log_probs = logits.log_softmax(-1)
         valid = (
             torch.arange(batch.target_ids.shape[1], device=lengths.device)[None]
@@ -85,7 +91,7 @@ class CTCObjective(nn.Module):
             zero_infinity=True,  # a target longer than its frames gives no gradient instead of inf
         )
         frames = torch.arange(s.shape[1], device=lengths.device)[None] < lengths[:, None]  # (B, T)
-        norm_penalty = ((s.norm(dim=-1)[frames] / self.target_norm - 1) ** 2).mean()
+        norm_penalty = ((norms[..., 0][frames] / self.target_norm - 1) ** 2).mean()
         return CTCOutput(loss + self.norm_weight * norm_penalty, log_probs, lengths)
 
     @torch.inference_mode()

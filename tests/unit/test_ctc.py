@@ -50,3 +50,16 @@ def test_greedy_gives_token_ids_of_the_vocabulary(tiny):
         objective.blank.copy_(-100 * first)
     ids = objective.greedy(batch)
     assert len(ids) == 2 and all(t in vocab for row in ids for t in row) and any(ids)
+
+
+def test_ctc_scores_directions_so_only_the_penalty_sees_the_frame_norm():
+    model = osum.load("tiny", device="cpu").model
+    objective = CTCObjective(model, [5, 17, 300, 9000]).eval()
+    batch = _batch([[17, 300], [9000]])
+    before = objective(batch)
+    with torch.no_grad():  # frames 3x longer, same directions
+        model.adaptor.proj.weight.mul_(3)
+        model.adaptor.proj.bias.mul_(3)
+    after = objective(batch)
+    assert torch.allclose(before.log_probs, after.log_probs, atol=1e-5)
+    assert after.loss > before.loss  # the norm penalty grew, and only it
