@@ -154,6 +154,9 @@ class DataConfig:
     max_freq_mask: int = 10
     prompt_language: str = "en"  # "en", "zh", or "mixed" (pick either at random)
     random_prompt: bool = True  # a random prompt of the task per utterance (False: always the first)
+    # A prompt YAML {task: {lang: [prompt, ...]}}: these replace the model's prompts of those tasks and languages
+    # while training, and are saved with every checkpoint, so inference uses them by default. "" = keep them.
+    prompts: str = ""
     num_workers: int = 2
     on_error: str = "skip"  # bad manifest lines / unreadable audio: "skip" (count and go on) or "raise"
     seed: int = 7890

@@ -388,6 +388,13 @@ class PromptTable:
         text = yaml.safe_dump(self.to_dict(), allow_unicode=True, sort_keys=False, width=1000)
         Path(path).write_text(text, encoding="utf-8")
 
+    def updated(self, other: PromptTable) -> PromptTable:
+        """This table with ``other``'s prompts replacing the same task and language (the rest kept)."""
+        entries = {name: dict(langs) for name, langs in self.entries.items()}
+        for name, langs in other.entries.items():
+            entries.setdefault(name, {}).update(langs)
+        return PromptTable(entries)
+
     def get(self, task: str | Task, lang: str = "en") -> tuple[str, ...]:
         """Prompts of ``task`` (name or Task) in ``lang``; TaskError if the table lacks them."""
         name = task.name if isinstance(task, Task) else str(task).strip().lower()

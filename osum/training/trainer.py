@@ -27,6 +27,7 @@ from osum.model.codec import TranscriptCodec
 from osum.model.ctc import CTCObjective
 from osum.model.osum import OsumModel
 from osum.runtime import DistInfo, dist_info
+from osum.tasks import load_prompts
 from osum.training.engines import SHARD_DIR, Engine, autocast_dtype, build_engine, import_deepspeed
 from osum.training.optim import build_optimizer, build_scheduler, set_trainable
 from osum.training.state import (
@@ -62,6 +63,8 @@ class Trainer:
             cfg.init_encoder and ckpt is None
         ):  # stage 1's encoder starts stage 2 (a resumed run has it already)
             load_encoder_from(model, cfg.init_encoder)
+        if run.data.prompts:  # saved with every checkpoint (Osum.save), so inference uses them too
+            self.osum.prompts = self.osum.prompts.updated(load_prompts(run.data.prompts))
         codec = self.osum.codec(run.data.prompt_language, run.data.random_prompt)
         if cfg.objective == "ctc":
             codec = TranscriptCodec(codec)

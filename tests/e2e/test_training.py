@@ -52,6 +52,8 @@ def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
 def test_loss_falls(corpus, tmp_path):
     cfg = _config(corpus, tmp_path / "run", max_steps=12, save_every=100)
     cfg["data"]["valid"] = [{"path": str(corpus)}]
+    (tmp_path / "prompts.yaml").write_text("asr:\n  en: [Transcribe the audio.]\n")
+    cfg["data"]["prompts"] = str(tmp_path / "prompts.yaml")  # replaces the English ASR prompts only
     run = from_dict(RunConfig, cfg)
     trainer = Trainer(run)
     pos = trainer.fit()
@@ -73,7 +75,11 @@ def test_loss_falls(corpus, tmp_path):
     # the trained checkpoint is an ordinary osum checkpoint
     import osum
 
-    assert osum.load(ckpt, device="cpu").config.name == "tiny"
+    trained = osum.load(ckpt, device="cpu")
+    assert trained.config.name == "tiny"
+    assert trained.prompts.get("asr", "en") == ("Transcribe the audio.",)  # inference defaults to them
+    assert trained.prompts.get("asr", "zh") == osum.get_task("asr").prompts["zh"]
+    assert trained.prompts.get("ser", "en") == osum.get_task("ser").prompts["en"]
 
 
 def _launch(cfg_path: Path, *extra: str, env: dict | None = None) -> subprocess.Popen:
