@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from osum.config import AdaptorConfig, DecoderConfig, EncoderConfig, LLMConfig, ModelConfig, SourcesConfig
+from osum.config import (
+    AdaptorConfig,
+    DecoderConfig,
+    EncoderConfig,
+    LLMConfig,
+    LoraConfig,
+    ModelConfig,
+    SourcesConfig,
+)
 from osum.errors import ConfigError
 
 
@@ -20,6 +28,7 @@ def _tiny_en_encoder() -> EncoderConfig:
 def _mini() -> ModelConfig:
     # Whisper tiny.en (packaged, CTranslate2) + SmolLM2-135M-Instruct (packaged GGUF) run as Qwen2.
     # The adaptor keeps OSUM's shape at the encoder's width (384): 4 heads, FFN 2.5 x width.
+    # LoRA as OSUM's but without dropout: its masks cost ~17% of a CPU training step (measured, recipes/mini).
     return ModelConfig(
         name="mini",
         encoder=_tiny_en_encoder(),
@@ -37,6 +46,7 @@ def _mini() -> ModelConfig:
             max_position_embeddings=8192,
             eos_token_id=0,
         ),
+        lora=LoraConfig(dropout=0.0),
         sources=SourcesConfig(
             encoder="packaged:whisper-tiny.en", llm="packaged:smollm2-135m", tokenizer="packaged:smollm2-135m"
         ),
