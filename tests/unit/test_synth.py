@@ -287,3 +287,33 @@ def test_bad_settings_are_config_errors(tmp_path):
     assert parse_weights("asr=2, ser") == {"asr": 2.0, "ser": 1.0}
     with pytest.raises(ConfigError, match="bad weight"):
         parse_weights("asr=lots")
+
+
+def test_card_rebuild_command_plans_the_same_corpus():
+    import argparse
+    import shlex
+
+    from osum.cli.data import add_parser, parse_weights
+    from osum.data.synth.card import rebuild_command
+
+    settings = PlanSettings(
+        hours=0.03,
+        seed=5,
+        test_fraction=0.3,
+        flite_split="split",
+        flite_share=0.5,
+        task_weights={"asr": 2, "sgc": 1},
+    )
+    parser = argparse.ArgumentParser()
+    add_parser(parser)
+    args = parser.parse_args(shlex.split(rebuild_command(settings))[2:])  # after "osum data"
+    again = PlanSettings(
+        hours=args.hours,
+        seed=args.seed,
+        test_fraction=args.test_fraction,
+        engines=tuple(args.engines.split(",")),
+        task_weights=parse_weights(args.tasks),
+        flite_split=args.flite_split,
+        flite_share=args.flite_share,
+    )
+    assert plan_corpus(again) == plan_corpus(settings)

@@ -65,6 +65,18 @@ def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
     return lines + [""]
 
 
+def rebuild_command(settings: Any) -> str:
+    """The ``osum data synth`` command line that plans exactly this corpus (every setting the CLI exposes)."""
+    s = settings
+    command = (
+        f"osum data synth OUT --hours {s.hours:g} --seed {s.seed} --test-fraction {s.test_fraction:g} "
+        f"--engines {','.join(s.engines)} --flite-split {s.flite_split} --flite-share {s.flite_share:g}"
+    )
+    if s.task_weights:
+        command += " --tasks " + ",".join(f"{k}={v:g}" for k, v in s.task_weights.items())
+    return command
+
+
 def card_text(summary: Any, settings: Any, task_labels: Mapping[str, tuple[str, tuple[str, ...]]]) -> str:
     """The Markdown data card of a built corpus (``summary``: CorpusSummary, ``settings``: PlanSettings)."""
     s = settings
@@ -76,8 +88,7 @@ def card_text(summary: Any, settings: Any, task_labels: Mapping[str, tuple[str, 
         "vocal events. No recordings of people are involved. Rebuild it exactly with:",
         "",
         "```",
-        f"osum data synth OUT --hours {s.hours:g} --seed {s.seed} --test-fraction {s.test_fraction:g} "
-        f"--engines {engines}",
+        rebuild_command(s),
         "```",
         "",
         "Audio: 16 kHz mono 16-bit wav, 1-12 s, peak-normalised to -3 dBFS plus a per-delivery offset (quiet "
