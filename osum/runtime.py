@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,8 +27,12 @@ def reference_fixture_dir() -> Path:
 
 
 def trained_models_dir() -> Path:
-    """Where the trained mini models live (``models/`` of the source tree); ``OSUM_MODELS_DIR`` overrides."""
-    return Path(os.environ.get("OSUM_MODELS_DIR") or Path(__file__).resolve().parents[1] / "models")
+    """Where the trained mini models live: ``OSUM_MODELS_DIR`` if set, else ``models/`` of the source tree (a
+    checkout or an editable install), else ``<prefix>/share/osum/models`` (where a wheel installs them)."""
+    if os.environ.get("OSUM_MODELS_DIR"):
+        return Path(os.environ["OSUM_MODELS_DIR"])
+    source = Path(__file__).resolve().parents[1] / "models"
+    return source if source.is_dir() else Path(sys.prefix) / "share" / "osum" / "models"
 
 
 def default_device() -> torch.device:
