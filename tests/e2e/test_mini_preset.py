@@ -30,7 +30,7 @@ SPEECH = "The quick brown fox jumps over the lazy dog."
 @pytest.fixture(scope="module")
 def mini() -> tuple[Osum, float]:
     start = time.perf_counter()
-    model = osum.load("mini", device="cpu")
+    model = osum.load("mini-base", device="cpu")
     return model, time.perf_counter() - start
 
 
@@ -127,7 +127,7 @@ def test_second_load_is_cached_and_identical(mini):
     model, first_seconds = mini
     assert (cache_dir() / "llm" / "smollm2-135m" / ".complete").is_file()
     start = time.perf_counter()
-    again = osum.load("mini", device="cpu")
+    again = osum.load("mini-base", device="cpu")
     seconds = time.perf_counter() - start
     assert seconds < 15, f"second osum.load('mini') took {seconds:.1f} s (first: {first_seconds:.1f} s)"
     ours, theirs = model.model.state_dict(), again.model.state_dict()

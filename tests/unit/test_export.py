@@ -14,7 +14,7 @@ from osum.export import DELTA_FILE, export_delta, is_delta_dir
 @pytest.fixture(scope="module")
 def trained_stage1(tmp_path_factory):
     """mini-stage1 with a few changed embedding rows (the task tags) and one changed decoder layer weight."""
-    model = osum.load("mini-stage1", device="cpu")
+    model = osum.load("mini-stage1-base", device="cpu")
     sd = model.model.state_dict()
     with torch.no_grad():
         sd["decoder.embed_tokens.weight"][51864:] += 0.5

@@ -15,7 +15,7 @@ from osum.training.optim import set_trainable
 
 @pytest.fixture(scope="module")
 def stage1():
-    return osum.load("mini-stage1", device="cpu")
+    return osum.load("mini-stage1-base", device="cpu")
 
 
 def _loss(m) -> torch.Tensor:

@@ -22,7 +22,7 @@ SOT, EOT, NO_TS = 50257, 50256, 50362
 
 @pytest.fixture(scope="module")
 def stage1():
-    return osum.load("mini-stage1", device="cpu")
+    return osum.load("mini-stage1-base", device="cpu")
 
 
 @pytest.fixture(scope="module")
