@@ -14,6 +14,7 @@ from pathlib import Path
 HELP = "synthesize held-out test clips and answer all eight tasks with the mini models (the `make demo` job)"
 TASKS = ("asr", "srwt", "ved", "ser", "ssr", "sgc", "sap", "sttc")
 DEFAULT_MODELS = "mini-stage1,mini"
+MAX_SHOWN = 150  # characters of an answer printed (an untrained model can ramble up to --max-new-tokens)
 
 
 def add_parser(p: argparse.ArgumentParser) -> None:
@@ -56,7 +57,9 @@ def _reference(utt) -> str:
 def _answer(result) -> str:
     fields = result.to_dict()
     transcript = fields.get("transcript")
-    parts = [repr(transcript)] if transcript is not None else [f"unparsed {result.raw[:100]!r}"]
+    if transcript is not None and len(transcript) > MAX_SHOWN:
+        transcript = transcript[:MAX_SHOWN] + "..."
+    parts = [repr(transcript)] if transcript is not None else [f"unparsed {result.raw[:MAX_SHOWN]!r}"]
     if fields.get("labels"):
         parts.append(" ".join(f"{k}={v}" for k, v in fields["labels"].items()))
     if fields.get("answer"):
