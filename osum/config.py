@@ -179,6 +179,8 @@ class TrainConfig:
     ctc_norm_weight: float = (
         1.0  # objective=ctc: weight of the penalty keeping speech frames at embedding length
     )
+    # objective=ctc: > 0 scores frames by cosine to the embeddings at this fixed scale (0: learned scale x dot)
+    ctc_cosine_scale: float = 0.0
     lr: float = 5e-5
     betas: list[float] = field(default_factory=lambda: [0.9, 0.99])
     eps: float = 1e-6

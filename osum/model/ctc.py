@@ -40,7 +40,11 @@ class CTCObjective(nn.Module):
     beside the checkpoint, dropped when the LLM stage starts)."""
 
     def __init__(
-        self, model: OsumModel, vocab: Sequence[int] | None = None, norm_weight: float = 1.0
+        self,
+        model: OsumModel,
+        vocab: Sequence[int] | None = None,
+        norm_weight: float = 1.0,
+        cosine_scale: float = 0.0,
     ) -> None:
         """``vocab``: the token ids scored (e.g. every token of the training transcripts); None = all of them.
         Scoring only the tokens the data uses makes the output layer ~15x cheaper for SmolLM2's 49k vocabulary;
@@ -48,7 +52,9 @@ class CTCObjective(nn.Module):
         super().__init__()
         self.model = model
         self.norm_weight = norm_weight
-        self.blank = nn.Parameter(torch.zeros(model.config.llm.hidden_size))
+        self.cosine_scale = cosine_scale
+        hidden = model.config.llm.hidden_size
+        self.blank = nn.Parameter(torch.randn(hidden) * 0.02 if cosine_scale > 0 else torch.zeros(hidden))
         # Unpenalised CTC grew the frames ~9x instead; starting the scale there keeps the early learning as fast.
         self.log_scale = nn.Parameter(torch.tensor(math.log(INITIAL_SCALE)))
         table = model.lm.get_input_embeddings().weight
@@ -71,8 +77,12 @@ class CTCObjective(nn.Module):
         # CTC scores the frames' directions only (each frame set to the table's mean norm), so it cannot sharpen
         # its logits by growing the frames; the learned scale does that, and the penalty alone sets the norm.
         unit = s * (self.target_norm / norms.clamp_min(1e-6))
-        logits = torch.cat([unit @ table.T, (unit @ self.blank.float())[..., None]], dim=-1)
-        logits = logits * self.log_scale.exp()
+        if self.cosine_scale > 0:
+            unit, table = F.normalize(s, dim=-1), F.normalize(table, dim=-1)
+            blank, scale = F.normalize(self.blank.float(), dim=0), self.cosine_scale
+        else:
+            blank, scale = self.blank.float(), self.log_scale.exp()
+        logits = torch.cat([unit @ table.T, (unit @ blank)[..., None]], dim=-1) * scale
         log_probs = logits.log_softmax(-1)
         valid = (
             torch.arange(batch.target_ids.shape[1], device=lengths.device)[None]

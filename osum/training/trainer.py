@@ -121,7 +121,9 @@ class Trainer:
             )
         # score only the tokens the transcripts use (train + valid): the output layer is then ~15x cheaper
         vocab = {t for data in (self.data, self.valid) if data is not None for t in data.target_vocabulary()}
-        objective = CTCObjective(model, sorted(vocab) or None, cfg.ctc_norm_weight).to(self.device)
+        objective = CTCObjective(model, sorted(vocab) or None, cfg.ctc_norm_weight, cfg.ctc_cosine_scale).to(
+            self.device
+        )
         head = ckpt / CTC_HEAD_FILE if ckpt is not None else None
         if head is not None and head.is_file():
             saved = load_file(head)

@@ -63,3 +63,17 @@ def test_ctc_scores_directions_so_only_the_penalty_sees_the_frame_norm():
     after = objective(batch)
     assert torch.allclose(before.log_probs, after.log_probs, atol=1e-5)
     assert after.loss > before.loss  # the norm penalty grew, and only it
+
+
+def test_cosine_scoring_is_the_fixed_scale_times_the_cosine():
+    model = osum.load("tiny", device="cpu").model
+    vocab = [5, 17, 300, 9000]
+    objective = CTCObjective(model, vocab, cosine_scale=20.0).eval()
+    batch = _batch([[17, 300], [9000]])
+    out = objective(batch)
+    s, lengths = model.encode_speech(batch.feats, batch.feat_lengths)
+    table = model.lm.get_input_embeddings().weight[vocab]
+    cos = F.normalize(s, dim=-1) @ F.normalize(table, dim=-1).T  # (B, T, K)
+    blank = F.normalize(s, dim=-1) @ F.normalize(objective.blank, dim=0)
+    expected = (torch.cat([cos, blank[..., None]], dim=-1) * 20.0).log_softmax(-1)
+    assert torch.allclose(out.log_probs, expected, atol=1e-5)
