@@ -32,13 +32,18 @@ def main() -> int:
     p.add_argument("--limit", type=int, default=200)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--out")
-    p.add_argument("--cosine-scale", type=float, default=0.0, help="the run's train.ctc_cosine_scale")
+    p.add_argument(
+        "--cosine-scale",
+        type=float,
+        default=0.0,
+        help="the run's train.ctc_cosine_scale, for heads saved before the head file recorded it",
+    )
     args = p.parse_args()
     model = osum.load(args.checkpoint, device="cpu", dtype="float32")
     head = load_file(str(Path(args.checkpoint) / CTC_HEAD_FILE))
-    objective = CTCObjective(
-        model.model, head["vocab"].tolist(), cosine_scale=args.cosine_scale
-    )  # the tokens it was trained to score
+    scale = float(head["cosine_scale"]) if "cosine_scale" in head else args.cosine_scale
+    # the tokens it was trained to score, scored as in training
+    objective = CTCObjective(model.model, head["vocab"].tolist(), cosine_scale=scale)
     objective.blank.data.copy_(head["blank"])
     objective.log_scale.data.copy_(head.get("log_scale", torch.zeros(())))
     objective.eval()

@@ -14,7 +14,7 @@ from pathlib import Path
 HELP = "synthesize held-out test clips and answer all eight tasks with the mini models (the `make demo` job)"
 TASKS = ("asr", "srwt", "ved", "ser", "ssr", "sgc", "sap", "sttc")
 DEFAULT_MODELS = "mini-stage1,mini"
-MAX_SHOWN = 150  # characters of an answer printed (an untrained model can ramble up to --max-new-tokens)
+MAX_SHOWN = 150  # characters of a transcript printed
 
 
 def add_parser(p: argparse.ArgumentParser) -> None:
@@ -40,34 +40,31 @@ def _clips(folder: Path, seed: int) -> list:
     return [by_task[t] for t in TASKS if t in by_task]
 
 
-def _reference(utt) -> str:
-    """What a perfect answer says: the transcript, then the label, answer or word count."""
-    parts = [repr(utt.text)] if utt.text else []
-    if utt.labels:
-        parts.append(" ".join(f"{k}={v}" for k, v in utt.labels.items()))
-    if utt.answer:
-        parts.append(f"answer={utt.answer!r}")
-    if utt.words:
-        parts.append(
-            f"{len(utt.words)} timed words, first {utt.words[0].word!r} at {utt.words[0].start:.2f}s"
-        )
+def _describe(text: str | None, labels, answer: str | None, words) -> str:
+    """One line for a reference or an answer: transcript, labels, chat answer, word timings."""
+    parts = [repr(text)] if text is not None else []
+    if labels:
+        parts.append(" ".join(f"{k}={v}" for k, v in labels.items()))
+    if answer:
+        parts.append(f"answer={answer!r}")
+    if words:
+        parts.append(f"{len(words)} timed words, first {words[0].word!r} at {words[0].start:.2f}s")
     return "; ".join(parts)
+
+
+def _reference(utt) -> str:
+    """What a perfect answer says."""
+    return _describe(utt.text or None, utt.labels, utt.answer, utt.words)
 
 
 def _answer(result) -> str:
-    fields = result.to_dict()
-    transcript = fields.get("transcript")
-    if transcript is not None and len(transcript) > MAX_SHOWN:
-        transcript = transcript[:MAX_SHOWN] + "..."
-    parts = [repr(transcript)] if transcript is not None else [f"unparsed {result.raw[:MAX_SHOWN]!r}"]
-    if fields.get("labels"):
-        parts.append(" ".join(f"{k}={v}" for k, v in fields["labels"].items()))
-    if fields.get("answer"):
-        parts.append(f"answer={fields['answer']!r}")
-    if fields.get("words"):
-        first = fields["words"][0]
-        parts.append(f"{len(fields['words'])} timed words, first {first['word']!r} at {first['start']:.2f}s")
-    return "; ".join(parts)
+    """What the model said, as parsed (the raw text when it did not parse)."""
+    text = result.transcript
+    if text is None:
+        return f"unparsed {result.raw[:MAX_SHOWN]!r}"
+    if len(text) > MAX_SHOWN:  # an untrained model can ramble up to --max-new-tokens
+        text = text[:MAX_SHOWN] + "..."
+    return _describe(text, result.labels, result.answer, result.words)
 
 
 def run(args: argparse.Namespace) -> int:

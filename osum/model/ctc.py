@@ -74,13 +74,13 @@ class CTCObjective(nn.Module):
         table = self.model.lm.get_input_embeddings().weight[self.vocab].float()  # (K, H), frozen
         s = speech.float()
         norms = s.norm(dim=-1, keepdim=True)  # (B, T, 1)
-        # CTC scores the frames' directions only (each frame set to the table's mean norm), so it cannot sharpen
-        # its logits by growing the frames; the learned scale does that, and the penalty alone sets the norm.
-        unit = s * (self.target_norm / norms.clamp_min(1e-6))
-        if self.cosine_scale > 0:
+        # CTC scores the frames' directions only, so it cannot sharpen its logits by growing the frames; the scale
+        # does that, and the penalty alone sets the norm.
+        if self.cosine_scale > 0:  # cosines at a fixed scale
             unit, table = F.normalize(s, dim=-1), F.normalize(table, dim=-1)
             blank, scale = F.normalize(self.blank.float(), dim=0), self.cosine_scale
-        else:
+        else:  # each frame set to the table's mean norm, dot products with the table at the learned scale
+            unit = s * (self.target_norm / norms.clamp_min(1e-6))
             blank, scale = self.blank.float(), self.log_scale.exp()
         logits = torch.cat([unit @ table.T, (unit @ blank)[..., None]], dim=-1) * scale
         log_probs = logits.log_softmax(-1)

@@ -311,7 +311,9 @@ class Trainer:
                     for n, p in self.objective.named_parameters()
                     if "." not in n
                 }
-                save_file({**head, "vocab": self.objective.vocab.cpu()}, folder / CTC_HEAD_FILE)
+                head["vocab"] = self.objective.vocab.cpu()
+                head["cosine_scale"] = torch.tensor(float(self.objective.cosine_scale))  # 0: dot product
+                save_file(head, folder / CTC_HEAD_FILE)
             if self.dist.distributed:
                 torch.save(rngs, folder / RANK_RNG_FILE)
 

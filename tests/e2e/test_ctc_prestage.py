@@ -55,8 +55,10 @@ def test_ctc_trains_the_adaptor_only_and_the_lm_stage_continues(corpus, tmp_path
     changed = {k.split(".")[0] for k in before if not torch.equal(before[k], after[k])}
     assert changed == {"adaptor"}
     ckpt = latest_checkpoint(tmp_path / "ctc")
-    blank = load_file(str(ckpt / CTC_HEAD_FILE))["blank"]
+    head = load_file(str(ckpt / CTC_HEAD_FILE))
+    blank = head["blank"]
     assert blank.shape == (trainer.osum.config.llm.hidden_size,) and blank.abs().sum() > 0
+    assert float(head["cosine_scale"]) == trainer.run.train.ctc_cosine_scale  # how to score it again
     # the LLM stage starts from the pre-stage checkpoint (an ordinary osum checkpoint)
     lm = Trainer(
         run_config(
