@@ -22,6 +22,7 @@ demo: setup
 	$(VENV)/bin/osum demo
 
 test: setup
+	bash scripts/install_system_deps.sh --test
 	$(VENV)/bin/ruff check osum tests bench
 	$(PY) -m pytest -q
 

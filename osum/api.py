@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -31,14 +32,18 @@ from osum.runtime import default_device, parse_dtype, trained_models_dir
 from osum.tasks import PromptTable, Task, TaskResult, default_prompts, get_task
 
 AudioInput = str | os.PathLike | np.ndarray | torch.Tensor
+_T = TypeVar("_T")
 BASE_SUFFIX = "-base"
 
 
 @dataclass(frozen=True)
-class _Item:
-    audio: int  # index into the input list
-    task: Task
-    prompt: list[int]  # token ids of the instruction (or the task prefix of a Whisper model)
+class Query:
+    """One question about one clip: a 16 kHz mono waveform ``(N,)`` (see ``load_audio``), a task and an optional
+    instruction that replaces the task's prompt (the task then only says how to parse the answer)."""
+
+    audio: torch.Tensor
+    task: str | Task = "asr"
+    prompt: str | None = None
 
 
 class Osum:
@@ -103,40 +108,64 @@ class Osum:
         task's instruction (the task then only says how to parse the answer). Utterances are decoded in batches of
         ``options.batch_size``, sorted by length; a padded batch gives the same answers as one clip at a time.
         """
-        options = options or DecodingOptions()
-        task_list = [self.task(t) for t in ([tasks] if isinstance(tasks, str) else tasks)]
-        if not task_list:
+        task_names = [tasks] if isinstance(tasks, str) else list(tasks)
+        if not task_names:
             raise TaskError("no task given")
         if prompt is not None and not prompt.strip():
             raise TaskError("the prompt is empty")
+        for name in task_names:
+            self.task(name)  # an unknown task fails before any audio is read
+        waves = [self._load(a, i, sample_rate) for i, a in enumerate(audios)]
+        queries = [Query(w, t, prompt) for w in waves for t in task_names]
+        answers = iter(self.answer(queries, options, progress))
+        return [{self.task(t).name: next(answers) for t in task_names} for _ in waves]
+
+    def answer(
+        self,
+        queries: Sequence[Query],
+        options: DecodingOptions | None = None,
+        progress: bool = False,
+        language: str | None = None,
+    ) -> list[TaskResult]:
+        """Answer each query (its own clip, task and prompt) -> one :class:`TaskResult` per query, in order.
+
+        The general form of :meth:`run`, for callers whose clips ask different things (the HTTP server batches
+        the queries of many requests into one call). Queries that share one waveform object get its features
+        once. ``language`` picks the prompt language (default: the model's).
+        """
+        options = options or DecodingOptions()
+        codec = self.codec(language)
         n_mels = self.config.encoder.n_mels
-        # features once per clip, however many tasks ask about it
-        feats = [log_mel_spectrogram(self._load(a, i, sample_rate), n_mels) for i, a in enumerate(audios)]
-        codec = self.codec()
-        prompt_ids = {t.name: codec.prompt_ids(t, prompt=prompt) for t in task_list}
-        items = [_Item(i, t, prompt_ids[t.name]) for i in range(len(feats)) for t in task_list]
-        items.sort(key=lambda it: -feats[it.audio].shape[0])  # similar lengths together: less padding
-        results: list[dict[str, TaskResult]] = [{} for _ in feats]
+        feats: dict[int, torch.Tensor] = {}
+        items: list[tuple[int, torch.Tensor, Task, list[int]]] = []
+        for index, query in enumerate(queries):
+            task = self.task(query.task)
+            if query.prompt is not None and not query.prompt.strip():
+                raise TaskError("the prompt is empty")
+            key = id(query.audio)
+            if key not in feats:
+                feats[key] = log_mel_spectrogram(query.audio, n_mels)
+            items.append((index, feats[key], task, codec.prompt_ids(task, prompt=query.prompt)))
+        items.sort(key=lambda it: -it[1].shape[0])  # similar lengths together: less padding
+        results: list[TaskResult | None] = [None] * len(items)
         batches = list(_chunks(items, options.batch_size))
         if progress:
             from tqdm import tqdm
 
             batches = tqdm(batches, desc="decoding", unit="batch")
         for chunk in batches:
-            batch = collate(
-                [feats[it.audio] for it in chunk], [it.prompt for it in chunk], [[] for _ in chunk]
-            )
+            batch = collate([it[1] for it in chunk], [it[3] for it in chunk], [[] for _ in chunk])
             texts = [codec.decode(x) for x in generate_ids(self.model, batch.to(self.device), options)]
-            for it, text in zip(chunk, texts, strict=True):
-                results[it.audio][it.task.name] = it.task.parse(text)
-        return results
+            for (index, _, task, _), text in zip(chunk, texts, strict=True):
+                results[index] = task.parse(text)
+        return [r for r in results if r is not None]
 
     def _load(self, audio: AudioInput, index: int, sample_rate: int | None) -> torch.Tensor:
         name = str(audio) if isinstance(audio, (str, os.PathLike)) else f"audio[{index}]"
         return load_audio(audio, sample_rate, max_seconds=self.config.max_audio_seconds, name=name)
 
 
-def _chunks(items: list[_Item], size: int) -> Iterator[list[_Item]]:
+def _chunks(items: list[_T], size: int) -> Iterator[list[_T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
 

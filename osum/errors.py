@@ -11,6 +11,22 @@ class AudioError(OsumError):
     """An audio file or array cannot be used (missing, unreadable, empty, non-finite, too long)."""
 
 
+class AudioFormatError(AudioError):
+    """The data is not in any audio format soundfile can open (a text file, a video, a truncated header...)."""
+
+
+class AudioTooLongError(AudioError):
+    """The audio is longer than the model (or the caller's limit) accepts; ``limit`` is that limit in seconds."""
+
+    def __init__(self, message: str, seconds: float, limit: float) -> None:
+        super().__init__(message)
+        self.seconds = seconds
+        self.limit = limit
+
+    def __reduce__(self) -> tuple[type, tuple[str, float, float]]:
+        return (self.__class__, (str(self), self.seconds, self.limit))
+
+
 class ConfigError(OsumError):
     """A configuration value or key is invalid."""
 

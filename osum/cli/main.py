@@ -8,7 +8,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from osum.cli import convert, data, demo, evaluate, export, infer, tasks, train
+from osum.cli import convert, data, demo, evaluate, export, infer, serve, tasks, train
 from osum.errors import OsumError
 
 COMMANDS = {
@@ -20,6 +20,7 @@ COMMANDS = {
     "data": data,
     "eval": evaluate,
     "export": export,
+    "serve": serve,
 }
 
 

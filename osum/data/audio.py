@@ -8,6 +8,7 @@ pads audio to 30 s, so neither does this module: an utterance of N samples gives
 from __future__ import annotations
 
 import functools
+import io
 import math
 import numbers
 import os
@@ -20,7 +21,7 @@ import soxr
 import torch
 from transformers.audio_utils import mel_filter_bank
 
-from osum.errors import AudioError, ConfigError
+from osum.errors import AudioError, AudioFormatError, AudioTooLongError, ConfigError
 
 SAMPLE_RATE = 16000
 N_FFT = 400
@@ -44,7 +45,7 @@ def num_mel_frames(n_samples: int) -> int:
 
 
 def load_audio(
-    source: str | os.PathLike | np.ndarray | torch.Tensor,
+    source: str | os.PathLike | bytes | np.ndarray | torch.Tensor,
     sample_rate: int | None = None,
     *,
     max_seconds: float | None = None,
@@ -53,25 +54,37 @@ def load_audio(
     """Load audio as a float32 mono waveform ``(N,)`` at 16 kHz on the CPU.
 
     Args:
-        source: a path to any file soundfile reads (wav, flac, ogg, mp3, ...), or an array / tensor holding
+        source: a path to any file soundfile reads (wav, flac, ogg, mp3, ...), the bytes of such a file (an
+            upload; never taken as a path), or an array / tensor holding
             samples, either ``(N,)`` mono or ``(N, C)`` channels-last. Float arrays are taken as they are
             (nominally in [-1, 1]); integer arrays are PCM and are scaled to [-1, 1] (int16 by 1/32768, ...).
         sample_rate: the sample rate of an array / tensor (required for them). For a file the header gives
             the rate; if ``sample_rate`` is passed too it must agree with it.
         max_seconds: if given, audio longer than this many seconds is rejected.
-        name: how the audio is called in error messages (defaults to the path, or ``"<array>"``).
+        name: how the audio is called in error messages (defaults to the path, ``"<bytes>"`` or ``"<array>"``).
 
     Channels are averaged to mono, then the signal is resampled to 16 kHz with soxr (quality "HQ").
 
     Raises:
-        AudioError: missing file, unreadable or unsupported format, bad sample rate, bad array shape or dtype,
-            no samples, NaN/inf samples, or longer than ``max_seconds``.
+        AudioFormatError: (an AudioError) the file or bytes are in no format soundfile can open.
+        AudioError: missing file, undecodable data, bad sample rate, bad array shape or dtype, no samples, NaN/inf
+            samples, or longer than ``max_seconds``.
     """
     if max_seconds is not None and not max_seconds > 0:
         raise ConfigError(f"max_seconds must be > 0, got {max_seconds}")
     if isinstance(source, (str, os.PathLike)):
         label = name or os.fspath(source)
-        data, rate = _read_file(Path(source), label, sample_rate, max_seconds)
+        path = Path(source)
+        if not path.exists():
+            raise AudioError(f"{label}: file not found")
+        if not path.is_file():
+            raise AudioError(f"{label}: not a regular file")
+        data, rate = _read_file(path, label, sample_rate, max_seconds)
+    elif isinstance(source, (bytes, bytearray, memoryview)):
+        label = name or "<bytes>"
+        if len(source) == 0:
+            raise AudioError(f"{label}: the file is empty (0 bytes)")
+        data, rate = _read_file(io.BytesIO(bytes(source)), label, sample_rate, max_seconds)
     elif isinstance(source, (np.ndarray, torch.Tensor)):
         label = name or _ARRAY_NAME
         if sample_rate is None:
@@ -102,15 +115,18 @@ def load_audio(
 
 
 def _read_file(
-    path: Path, label: str, sample_rate: int | None, max_seconds: float | None
+    file: Path | io.BytesIO, label: str, sample_rate: int | None, max_seconds: float | None
 ) -> tuple[np.ndarray, int]:
     """Read a file as float32 ``(N, C)`` and its rate; checks the length from the header before decoding."""
-    if not path.exists():
-        raise AudioError(f"{label}: file not found")
-    if not path.is_file():
-        raise AudioError(f"{label}: not a regular file")
     try:
-        with sf.SoundFile(path) as f:
+        sound = sf.SoundFile(file)
+    except (sf.SoundFileError, RuntimeError) as e:
+        reason = getattr(e, "error_string", None) or str(e)
+        raise AudioFormatError(
+            f"{label}: cannot read audio (not a format soundfile opens: wav, flac, ogg, mp3, ...): {reason}"
+        ) from e
+    try:
+        with sound as f:
             rate = int(f.samplerate)
             if sample_rate is not None and _check_rate(sample_rate, label) != rate:
                 raise AudioError(
@@ -123,7 +139,7 @@ def _read_file(
             data = f.read(dtype="float32", always_2d=True)
     except (sf.SoundFileError, RuntimeError) as e:
         reason = getattr(e, "error_string", None) or str(e)
-        raise AudioError(f"{label}: cannot read audio (unreadable or unsupported format): {reason}") from e
+        raise AudioError(f"{label}: cannot read audio (the data does not decode): {reason}") from e
     return data, rate
 
 
@@ -172,8 +188,10 @@ def _check_duration(n_samples: int, rate: float, max_seconds: float | None, labe
     if seconds > max_seconds:
         # Enough decimals that the two numbers differ on screen (30.04 vs 30.0 would both print as 30.0).
         digits = next((d for d in (1, 2, 3) if round(seconds, d) > round(max_seconds, d)), 4)
-        raise AudioError(
-            f"{label}: {seconds:.{digits}f} s is longer than the {max_seconds:.{digits}f} s this model accepts"
+        raise AudioTooLongError(
+            f"{label}: {seconds:.{digits}f} s is longer than the {max_seconds:.{digits}f} s this model accepts",
+            seconds,
+            max_seconds,
         )
 
 

@@ -21,7 +21,7 @@ from osum.data.audio import (
     mel_filters,
     num_mel_frames,
 )
-from osum.errors import AudioError
+from osum.errors import AudioError, AudioFormatError, AudioTooLongError
 
 FIXTURE_DIR = Path(
     os.environ.get(
@@ -295,6 +295,20 @@ def test_error_longer_than_max_seconds(tmp_path: Path) -> None:
     # Close calls print enough decimals to tell the two numbers apart.
     with pytest.raises(AudioError, match=r"arr: 3\.04 s is longer than the 3\.00 s"):
         load_audio(_tone(3.04, SAMPLE_RATE), SAMPLE_RATE, max_seconds=3.0, name="arr")
+
+
+def test_bytes_of_a_file_are_decoded_in_memory_and_never_taken_as_a_path(tmp_path: Path) -> None:
+    path = tmp_path / "tone.flac"
+    sf.write(path, _tone(0.5, 22050), 22050)
+    from_bytes = load_audio(path.read_bytes(), name="upload.flac")
+    assert torch.equal(from_bytes, load_audio(path))
+    with pytest.raises(AudioFormatError, match=r"<bytes>: cannot read audio \(not a format"):
+        load_audio(str(path).encode())  # a path given as bytes is data, not a file name
+    with pytest.raises(AudioError, match=r"up\.wav: the file is empty \(0 bytes\)"):
+        load_audio(b"", name="up.wav")
+    with pytest.raises(AudioTooLongError) as err:
+        load_audio(path.read_bytes(), max_seconds=0.25)
+    assert (round(err.value.seconds, 2), err.value.limit) == (0.5, 0.25)
 
 
 def test_error_too_short_for_one_frame(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""A non-editable install finds the trained models: the wheel carries models/ and trained_models_dir() looks there."""
+"""A non-editable install finds the trained models (the wheel carries models/ and trained_models_dir() looks there)
+and the package data (prompts, the web page)."""
 
 from __future__ import annotations
 
@@ -62,3 +63,6 @@ def test_wheel_carries_the_committed_models(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     for path in committed:
         assert f"osum-0.1.0.data/data/share/osum/{path}" in names
+    # the web page of `osum serve` and the task prompts are package data
+    for path in ("osum/serving/static/index.html", "osum/serving/static/app.js", "osum/tasks/prompts/asr.yaml"):
+        assert path in names
