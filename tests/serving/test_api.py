@@ -386,3 +386,33 @@ def test_osum_serve_command_starts_on_localhost(tmp_path):
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_an_llm_model_takes_free_instructions(http, clips):
+    tiny = osum.load("tiny", device="cpu")  # random weights: the answers are noise, the protocol is not
+    with running_server(tiny, max_new_tokens=8) as url:
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=120)
+        audio = {
+            "type": "input_audio",
+            "input_audio": {"data": base64.b64encode(clips[0]).decode(), "format": "wav"},
+        }
+        out = client.chat.completions.create(
+            model="tiny",
+            messages=[{"role": "user", "content": [{"type": "text", "text": "What is said here?"}, audio]}],
+            max_tokens=4,
+        )
+        parsed = out.model_extra["osum"]
+        assert parsed["task"] == "sttc" and out.choices[0].message.content in (
+            parsed["answer"],
+            parsed["raw"],
+        )
+        ser = client.chat.completions.create(
+            model="tiny", messages=[{"role": "user", "content": [audio]}], extra_body={"task": "ser"}
+        )
+        assert ser.model_extra["osum"]["task"] == "ser" and "emotion" in ser.model_extra["osum"]["labels"]
+        resp = post_file(http, f"{url}/v1/understand", clips[0], tasks="asr,ser", prompt="Listen.")
+        assert resp.status == 400 and error_of(resp)["param"] == "prompt"
+        resp = post_file(http, f"{url}/v1/understand", clips[0], tasks="asr,nope")
+        assert resp.status == 400 and "unknown task 'nope'" in error_of(resp)["message"]
+        zh = post_file(http, f"{url}/v1/understand", clips[0], tasks="sgc", language="zh")
+        assert zh.status == 200 and "gender" in json.loads(zh.data)["results"]["sgc"]["labels"]
