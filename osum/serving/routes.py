@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response, Streami
 from starlette.datastructures import FormData, UploadFile
 
 from osum.api import Query
+from osum.data.audio import SAMPLE_RATE
 from osum.errors import OsumError
 from osum.serving import chat, formats
 from osum.serving.errors import APIError
@@ -100,7 +101,7 @@ async def transcriptions(request: Request) -> Response:
     results = await server.answer(queries, started, language)
     text = results[0].transcript or ""
     words = results[1].words if with_words else None
-    duration = wave.shape[0] / 16000
+    duration = wave.shape[0] / SAMPLE_RATE
     lang = language or server.model.config.prompt_language
     if fmt == "text":
         return PlainTextResponse(text + "\n")
@@ -169,7 +170,7 @@ async def understand(request: Request) -> Response:
     return JSONResponse(
         {
             "model": server.model_id,
-            "duration": round(wave.shape[0] / 16000, 3),
+            "duration": round(wave.shape[0] / SAMPLE_RATE, 3),
             "processing_ms": round((time.monotonic() - started) * 1000, 1),
             "results": {r.task: r.to_dict() for r in results},
         }
