@@ -137,6 +137,7 @@ class Osum:
         codec = self.codec(language)
         n_mels = self.config.encoder.n_mels
         feats: dict[int, torch.Tensor] = {}
+        prompts: dict[tuple[str, str | None], list[int]] = {}  # tokenised once per (task, prompt)
         items: list[tuple[int, torch.Tensor, Task, list[int]]] = []
         for index, query in enumerate(queries):
             task = self.task(query.task)
@@ -145,7 +146,10 @@ class Osum:
             key = id(query.audio)
             if key not in feats:
                 feats[key] = log_mel_spectrogram(query.audio, n_mels)
-            items.append((index, feats[key], task, codec.prompt_ids(task, prompt=query.prompt)))
+            ids = prompts.get((task.name, query.prompt))
+            if ids is None:
+                ids = prompts[task.name, query.prompt] = codec.prompt_ids(task, prompt=query.prompt)
+            items.append((index, feats[key], task, ids))
         items.sort(key=lambda it: -it[1].shape[0])  # similar lengths together: less padding
         results: list[TaskResult | None] = [None] * len(items)
         batches = list(_chunks(items, options.batch_size))
