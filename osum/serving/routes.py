@@ -9,6 +9,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import torch
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.datastructures import FormData, UploadFile
@@ -200,7 +201,8 @@ def _field(form: FormData, name: str) -> str | None:
     return value.strip() or None
 
 
-async def _upload(server: Server, form: FormData) -> Any:
+async def _upload(server: Server, form: FormData) -> torch.Tensor:
+    """The uploaded `file` part -> 16 kHz mono waveform ``(N,)``."""
     upload = form.get("file")
     if upload is None:
         raise APIError(400, "the audio `file` part is missing", code="missing_file", param="file")
