@@ -181,6 +181,9 @@ class TrainConfig:
     )
     # objective=ctc: > 0 scores frames by cosine to the embeddings at this fixed scale (0: learned scale x dot)
     ctc_cosine_scale: float = 0.0
+    # objective=ctc: > 0 adds classifiers of the data's labels (gender, age, emotion, ...) on the mean adaptor frame
+    # at this loss weight, so the frames keep who speaks as well as what is said (osum/model/ctc.py)
+    ctc_attribute_weight: float = 0.0
     lr: float = 5e-5
     betas: list[float] = field(default_factory=lambda: [0.9, 0.99])
     eps: float = 1e-6

@@ -23,8 +23,10 @@ def collate(
     prompt_ids: Sequence[Sequence[int]],
     target_ids: Sequence[Sequence[int]],
     pad_id: int = 0,
+    attributes: Sequence[Sequence[int]] | None = None,
 ) -> Batch:
-    """feats: per utterance ``(T_i, M)``; ids: per utterance lists (targets already end with the end token).
+    """feats: per utterance ``(T_i, M)``; ids: per utterance lists (targets already end with the end token);
+    ``attributes``: per utterance class indices (:func:`osum.tasks.attribute_classes`), giving ``(B, F)``.
 
     ``speech_tokens`` is filled from :func:`num_speech_tokens`, which the model checks against its own output.
     """
@@ -36,4 +38,11 @@ def collate(
         out[i, : f.shape[0]] = f
     prompts, prompt_lengths = _pad_ids(prompt_ids, pad_id)
     targets, target_lengths = _pad_ids(target_ids, pad_id)
-    return Batch(out, lengths, prompts, prompt_lengths, targets, target_lengths, num_speech_tokens(lengths))
+    attrs = None
+    if attributes is not None:
+        if len(attributes) != len(feats):
+            raise ValueError("collate needs one attribute row per utterance")
+        attrs = torch.tensor([list(a) for a in attributes], dtype=torch.long)
+    return Batch(
+        out, lengths, prompts, prompt_lengths, targets, target_lengths, num_speech_tokens(lengths), attrs
+    )

@@ -26,7 +26,7 @@ from osum.errors import OsumError
 from osum.model.adaptor import num_speech_tokens
 from osum.model.codec import LLMCodec, WhisperCodec
 from osum.model.osum import Batch
-from osum.tasks import get_task
+from osum.tasks import attribute_classes, get_task
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ class BatchSet(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> tuple[Batch | None, int]:
         d, cfg = self.data, self.data.cfg
-        feats, prompts, targets, bad = [], [], [], 0
+        feats, prompts, targets, attributes, bad = [], [], [], [], 0
         for index in self.batches[i]:
             u = d.utterances[index]
             rng = random.Random(f"{cfg.seed}:{self.epoch}:{index}")
@@ -142,7 +142,8 @@ class BatchSet(torch.utils.data.Dataset):
             task = get_task(u.task)
             prompts.append(d.codec.prompt_ids(task, rng))
             targets.append(d.codec.target_ids(task, u.text, u.labels, u.words, u.answer))
+            attributes.append(attribute_classes(u.labels))
             feats.append(mel)
         if not feats:
             return None, bad
-        return collate(feats, prompts, targets, pad_id=d.codec.eos_id), bad
+        return collate(feats, prompts, targets, pad_id=d.codec.eos_id, attributes=attributes), bad

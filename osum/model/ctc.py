@@ -11,6 +11,15 @@ afterwards. Scoring ``s_t`` itself, CTC made the frames ~9x longer than any embe
 frame's direction (the frame rescaled to the table's mean norm), the learned ``log_scale`` sharpens the logits, and
 the penalty ``(|s_t| / mean |e| - 1)^2``, which CTC no longer opposes, keeps the frames at the embedding scale.
 It is an option for small models on small budgets (``train.objective: ctc``); the OSUM recipe does not use it.
+
+CTC alone keeps the words and drops who speaks: a linear gender probe on the mean of the adaptor's frames fell
+from 96% (encoder output) to 60% (``bench/attribute_probe.py``), and an LLM stage on such frames cannot learn SGC.
+With ``attribute_weight > 0`` each label field of the data (gender, age, emotion, style, event) also gets a
+classifier on the mean of the utterance's frames, trained with cross-entropy where the utterance has that label.
+Its class directions are unit vectors at a fixed scale (:data:`ATTRIBUTE_SCALE`), so the answer must take a
+readable share of each frame rather than a tiny component that a large head weight amplifies. On the random tiny
+preset this collapsed every clip's mean frame to one vector and stayed at chance; on the mini recipe's pretrained
+encoder it kept gender readable (RESULTS.md).
 """
 
 from __future__ import annotations
@@ -24,8 +33,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from osum.model.osum import Batch, OsumModel
+from osum.tasks import LABEL_FIELDS
 
 INITIAL_SCALE = 10.0  # logits = scale * (s_t . e): a learned scale, starting at 10
+# attribute logits = ATTRIBUTE_SCALE * mean frame . unit class direction (+ bias): with frames of norm ~3, a
+# confident answer (logit gap ~4) needs the mean frame to move ~0.8 along the class directions.
+ATTRIBUTE_SCALE = 5.0
 
 
 @dataclass
@@ -33,11 +46,12 @@ class CTCOutput:
     loss: torch.Tensor  # () CTC loss (mean of per-utterance loss / target length) + the norm penalty
     log_probs: torch.Tensor  # (B, T, K + 1) over the scored vocabulary; the last class is the blank
     lengths: torch.Tensor  # (B,) valid speech frames
+    attribute_loss: torch.Tensor | None = None  # () the label classifiers' cross-entropy (unweighted), if any
 
 
 class CTCObjective(nn.Module):
-    """Wraps an :class:`OsumModel` for the pre-stage; ``blank`` and ``log_scale`` are its own parameters (saved
-    beside the checkpoint, dropped when the LLM stage starts)."""
+    """Wraps an :class:`OsumModel` for the pre-stage; ``blank``, ``log_scale`` and the attribute classifiers are
+    its own parameters (saved beside the checkpoint, dropped when the LLM stage starts)."""
 
     def __init__(
         self,
@@ -45,18 +59,27 @@ class CTCObjective(nn.Module):
         vocab: Sequence[int] | None = None,
         norm_weight: float = 1.0,
         cosine_scale: float = 0.0,
+        attribute_weight: float = 0.0,
     ) -> None:
         """``vocab``: the token ids scored (e.g. every token of the training transcripts); None = all of them.
         Scoring only the tokens the data uses makes the output layer ~15x cheaper for SmolLM2's 49k vocabulary;
-        a target token outside ``vocab`` is an error."""
+        a target token outside ``vocab`` is an error. ``attribute_weight``: weight of the label classifiers'
+        loss (0: none)."""
         super().__init__()
         self.model = model
         self.norm_weight = norm_weight
         self.cosine_scale = cosine_scale
+        self.attribute_weight = attribute_weight
         hidden = model.config.llm.hidden_size
         self.blank = nn.Parameter(torch.randn(hidden) * 0.02 if cosine_scale > 0 else torch.zeros(hidden))
         # Unpenalised CTC grew the frames ~9x instead; starting the scale there keeps the early learning as fast.
         self.log_scale = nn.Parameter(torch.tensor(math.log(INITIAL_SCALE)))
+        # one classifier per label field, in LABEL_FIELDS order (Batch.attributes' columns)
+        self.attribute_heads = nn.ModuleDict(
+            {name: nn.Linear(hidden, len(f.values)) for name, f in LABEL_FIELDS.items()}
+            if attribute_weight > 0
+            else {}
+        )
         table = model.lm.get_input_embeddings().weight
         n = table.shape[0]
         self.register_buffer("target_norm", table.detach().float().norm(dim=-1).mean(), persistent=False)
@@ -102,7 +125,34 @@ class CTCObjective(nn.Module):
         )
         frames = torch.arange(s.shape[1], device=lengths.device)[None] < lengths[:, None]  # (B, T)
         norm_penalty = ((norms[..., 0][frames] / self.target_norm - 1) ** 2).mean()
-        return CTCOutput(loss + self.norm_weight * norm_penalty, log_probs, lengths)
+        total = loss + self.norm_weight * norm_penalty
+        attribute_loss = self._attribute_loss(s, frames, batch.attributes)
+        if attribute_loss is not None:
+            total = total + self.attribute_weight * attribute_loss
+        return CTCOutput(total, log_probs, lengths, attribute_loss)
+
+    def attribute_logits(self, s: torch.Tensor, frames: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Frames ``(B, T, H)`` and their mask ``(B, T)`` -> ``{field: (B, C_field)}`` from the mean frame."""
+        mean = (s * frames[..., None]).sum(1) / frames.sum(1, keepdim=True).clamp_min(1)  # (B, H)
+        return {
+            name: ATTRIBUTE_SCALE * mean @ F.normalize(head.weight, dim=-1).T + head.bias
+            for name, head in self.attribute_heads.items()
+        }
+
+    def _attribute_loss(
+        self, s: torch.Tensor, frames: torch.Tensor, attributes: torch.Tensor | None
+    ) -> torch.Tensor | None:
+        """Mean cross-entropy over the fields labelled in this batch; None when there are none (or no heads)."""
+        if not self.attribute_heads or attributes is None:
+            return None
+        losses = []
+        for column, logits in enumerate(self.attribute_logits(s, frames).values()):
+            target = attributes[:, column]
+            if (target >= 0).any():
+                losses.append(F.cross_entropy(logits[target >= 0], target[target >= 0]))
+        if not losses:  # keep the heads in the graph: DDP expects a gradient for every parameter
+            return sum(h.weight.sum() * 0 + h.bias.sum() * 0 for h in self.attribute_heads.values())
+        return torch.stack(losses).mean()
 
     @torch.inference_mode()
     def greedy(self, batch: Batch) -> list[list[int]]:

@@ -37,6 +37,8 @@ class Batch:
     target_ids: torch.Tensor  # (B, L) padded with anything
     target_lengths: torch.Tensor  # (B,)
     speech_tokens: torch.Tensor | None = None  # (B,) from the collator; checked against the model's own count
+    # (B, F) class index per field of osum.tasks.LABEL_FIELDS, -1 = no label (read by the CTC pre-stage only)
+    attributes: torch.Tensor | None = None
 
     def to(self, device: torch.device | str) -> Batch:
         moved = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in self.__dict__.items()}

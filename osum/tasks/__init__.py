@@ -26,6 +26,7 @@ from osum.tasks.sttc import STTC
 from osum.tasks.ved import VED
 
 __all__ = [
+    "LABEL_FIELDS",
     "TASKS",
     "LabelField",
     "PromptTable",
@@ -33,6 +34,7 @@ __all__ = [
     "TaskError",
     "TaskResult",
     "Word",
+    "attribute_classes",
     "default_prompts",
     "get_task",
     "load_prompts",
@@ -59,6 +61,18 @@ _ALL = (
 # Read-only so that no caller can change the registry for everyone else.
 TASKS: Mapping[str, Task] = MappingProxyType({t.name: t for t in _ALL})
 _BY_TAG: Mapping[str, Task] = MappingProxyType({t.compact_tag: t for t in _ALL})
+# Every classification field of the registry, once (the combined tasks reuse the single tasks' fields).
+LABEL_FIELDS: Mapping[str, LabelField] = MappingProxyType({f.name: f for t in _ALL for f in t.label_fields})
+
+
+def attribute_classes(labels: Mapping[str, str] | None) -> list[int]:
+    """``{"gender": "male"}`` -> one class index per field of :data:`LABEL_FIELDS` (in its order), -1 where the
+    utterance has no label for that field or an unknown value (e.g. the targets of an auxiliary classifier)."""
+    out = []
+    for name, field in LABEL_FIELDS.items():
+        value = field.canonical((labels or {}).get(name))
+        out.append(-1 if value is None else field.values.index(value))
+    return out
 
 
 def get_task(name_or_tag: str | Task, prompts: PromptTable | None = None) -> Task:

@@ -79,7 +79,7 @@ class Trainer:
         params = set_trainable(model, cfg.train_modules)
         self.objective = self._objective(model, ckpt)
         if isinstance(self.objective, CTCObjective):
-            params += [self.objective.blank, self.objective.log_scale]
+            params += [p for n, p in self.objective.named_parameters() if not n.startswith("model.")]
         if cfg.grad_checkpointing:
             model.encoder.gradient_checkpointing = True
             if isinstance(model, OsumModel):
@@ -121,14 +121,15 @@ class Trainer:
             )
         # score only the tokens the transcripts use (train + valid): the output layer is then ~15x cheaper
         vocab = {t for data in (self.data, self.valid) if data is not None for t in data.target_vocabulary()}
-        objective = CTCObjective(model, sorted(vocab) or None, cfg.ctc_norm_weight, cfg.ctc_cosine_scale).to(
-            self.device
-        )
+        objective = CTCObjective(
+            model, sorted(vocab) or None, cfg.ctc_norm_weight, cfg.ctc_cosine_scale, cfg.ctc_attribute_weight
+        ).to(self.device)
         head = ckpt / CTC_HEAD_FILE if ckpt is not None else None
-        if head is not None and head.is_file():
+        if head is not None and head.is_file():  # a resumed run: its own parameters as they were saved
             saved = load_file(head)
-            objective.blank.data.copy_(saved["blank"])
-            objective.log_scale.data.copy_(saved["log_scale"])
+            for name, param in objective.named_parameters():
+                if not name.startswith("model.") and name in saved:
+                    param.data.copy_(saved[name])
         return objective
 
     def _own_rng(self, state: dict, ckpt: Path) -> dict:
@@ -309,7 +310,7 @@ class Trainer:
                 head = {
                     n: p.detach().cpu().contiguous()
                     for n, p in self.objective.named_parameters()
-                    if "." not in n
+                    if not n.startswith("model.")
                 }
                 head["vocab"] = self.objective.vocab.cpu()
                 head["cosine_scale"] = torch.tensor(float(self.objective.cosine_scale))  # 0: dot product

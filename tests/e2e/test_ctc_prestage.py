@@ -11,6 +11,7 @@ from safetensors.torch import load_file
 
 from osum.config import RunConfig, from_dict
 from osum.errors import ConfigError
+from osum.tasks import LABEL_FIELDS
 from osum.testing.tiny import write_toy_corpus
 from osum.training.state import latest_checkpoint
 from osum.training.trainer import CTC_HEAD_FILE, Trainer
@@ -76,14 +77,19 @@ def test_ctc_trains_the_adaptor_only_and_the_lm_stage_continues(corpus, tmp_path
     lm.fit()
 
 
-def test_ctc_resume_is_exact(corpus, tmp_path):
-    Trainer(run_config(corpus, tmp_path / "straight", max_steps=4, save_every=2)).fit()
-    Trainer(run_config(corpus, tmp_path / "cut", max_steps=2, save_every=2)).fit()
-    Trainer(run_config(corpus, tmp_path / "cut", max_steps=4, save_every=2), resume=True).fit()
+@pytest.mark.parametrize("attribute_weight", [0.0, 1.0])
+def test_ctc_resume_is_exact(corpus, tmp_path, attribute_weight):
+    extra = {"ctc_attribute_weight": attribute_weight}
+    Trainer(run_config(corpus, tmp_path / "straight", max_steps=4, save_every=2, **extra)).fit()
+    Trainer(run_config(corpus, tmp_path / "cut", max_steps=2, save_every=2, **extra)).fit()
+    Trainer(run_config(corpus, tmp_path / "cut", max_steps=4, save_every=2, **extra), resume=True).fit()
     for name in ("model.safetensors", CTC_HEAD_FILE):
         a = load_file(str(latest_checkpoint(tmp_path / "straight") / name))
         b = load_file(str(latest_checkpoint(tmp_path / "cut") / name))
         assert [k for k in a if not torch.equal(a[k], b[k])] == [], name
+    heads = {k for k in a if k.startswith("attribute_heads.")}
+    fields = LABEL_FIELDS if attribute_weight else {}
+    assert heads == {f"attribute_heads.{n}.{p}" for n in fields for p in ("weight", "bias")}
 
 
 def test_bad_objective_is_named(corpus, tmp_path):

@@ -66,7 +66,9 @@ def test_upload_a_clip_and_read_the_transcript(page, tmp_path):
         browser.find_element(By.ID, f"task-{task}").click()
     browser.find_element(By.ID, "run").click()
     wait.until(lambda b: b.find_element(By.ID, "transcript").text.strip())
-    said = "".join(c for c in browser.find_element(By.ID, "transcript").text.lower() if c.isalpha() or c == " ")
+    said = "".join(
+        c for c in browser.find_element(By.ID, "transcript").text.lower() if c.isalpha() or c == " "
+    )
     assert said.split() == SENTENCE.split()
     rows = browser.find_elements(By.CSS_SELECTOR, "#words tbody tr")
     assert len(rows) >= 6 and rows[0].find_elements(By.TAG_NAME, "td")[1].text.replace(".", "").isdigit()

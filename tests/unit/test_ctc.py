@@ -1,4 +1,5 @@
-"""The CTC pre-stage objective: scored sub-vocabulary, the norm penalty, greedy decoding to real token ids."""
+"""The CTC pre-stage objective: scored sub-vocabulary, the norm penalty, greedy decoding to real token ids, and the
+label classifiers on the mean frame."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import torch.nn.functional as F
 
 import osum
 from osum.data.collate import collate
-from osum.model.ctc import CTCObjective
+from osum.model.ctc import ATTRIBUTE_SCALE, CTCObjective
+from osum.tasks import LABEL_FIELDS, attribute_classes
 
 
 @pytest.fixture(scope="module")
@@ -77,3 +79,54 @@ def test_cosine_scoring_is_the_fixed_scale_times_the_cosine():
     blank = F.normalize(s, dim=-1) @ F.normalize(objective.blank, dim=0)
     expected = (torch.cat([cos, blank[..., None]], dim=-1) * 20.0).log_softmax(-1)
     assert torch.allclose(out.log_probs, expected, atol=1e-5)
+
+
+def test_attribute_classes_follow_the_label_fields():
+    names = list(LABEL_FIELDS)
+    assert {"gender", "age", "emotion", "style", "event"} == set(names)
+    row = attribute_classes({"gender": "MALE", "age": "no such age"})
+    assert row[names.index("gender")] == LABEL_FIELDS["gender"].values.index("male")
+    assert row[names.index("age")] == -1  # unknown value: no target
+    assert attribute_classes(None) == [-1] * len(names)
+
+
+def test_attribute_loss_is_the_cross_entropy_of_the_labelled_fields_on_the_mean_frame(tiny):
+    vocab = [5, 17, 300, 9000]
+    plain = CTCObjective(tiny.model, vocab).eval()
+    objective = CTCObjective(tiny.model, vocab, attribute_weight=0.5).eval()
+    objective.blank.data.copy_(plain.blank)
+    gender = list(LABEL_FIELDS).index("gender")
+    rows = [[-1] * len(LABEL_FIELDS) for _ in range(2)]
+    rows[0][gender] = 1  # only the first clip says who speaks
+    torch.manual_seed(0)
+    feats = [torch.randn(200, 80), torch.randn(160, 80)]
+    batch = collate(feats, [[], []], [[17, 300], [9000]], attributes=rows)
+    assert batch.attributes.shape == (2, len(LABEL_FIELDS))
+    out = objective(batch)
+    s, lengths = tiny.model.encode_speech(batch.feats, batch.feat_lengths)
+    mean = s[0, : int(lengths[0])].mean(0)
+    head = objective.attribute_heads["gender"]
+    logits = ATTRIBUTE_SCALE * mean @ F.normalize(head.weight, dim=-1).T + head.bias
+    expected = F.cross_entropy(logits[None], torch.tensor([1]))
+    assert torch.allclose(out.attribute_loss, expected, atol=1e-5)
+    assert torch.allclose(out.loss, plain(batch).loss + 0.5 * expected, atol=1e-5)
+    # without labels (or without the option) the loss is CTC + penalty alone
+    unlabelled = collate(feats, [[], []], [[17, 300], [9000]], attributes=[[-1] * len(LABEL_FIELDS)] * 2)
+    assert objective(unlabelled).attribute_loss.item() == 0.0
+    assert plain(batch).attribute_loss is None and len(plain.attribute_heads) == 0
+
+
+def test_attribute_loss_reaches_the_adaptor(tiny):
+    model = osum.load("tiny", device="cpu").model
+    objective = CTCObjective(model, [5, 17, 300, 9000], attribute_weight=1.0)
+    rows = [[-1] * len(LABEL_FIELDS) for _ in range(2)]
+    rows[0][list(LABEL_FIELDS).index("age")] = 2
+    torch.manual_seed(0)
+    batch = collate([torch.randn(200, 80), torch.randn(160, 80)], [[], []], [[17], [5]], attributes=rows)
+    objective(batch).attribute_loss.backward()
+    assert model.adaptor.proj.weight.grad.abs().sum() > 0
+    assert objective.attribute_heads["age"].weight.grad.abs().sum() > 0
+    assert (
+        objective.attribute_heads["gender"].weight.grad is None
+        or not objective.attribute_heads["gender"].weight.grad.any()
+    )

@@ -64,5 +64,9 @@ def test_wheel_carries_the_committed_models(tmp_path):
     for path in committed:
         assert f"osum-0.1.0.data/data/share/osum/{path}" in names
     # the web page of `osum serve` and the task prompts are package data
-    for path in ("osum/serving/static/index.html", "osum/serving/static/app.js", "osum/tasks/prompts/asr.yaml"):
+    for path in (
+        "osum/serving/static/index.html",
+        "osum/serving/static/app.js",
+        "osum/tasks/prompts/asr.yaml",
+    ):
         assert path in names
