@@ -12,8 +12,9 @@ frame's direction (the frame rescaled to the table's mean norm), the learned ``l
 the penalty ``(|s_t| / mean |e| - 1)^2``, which CTC no longer opposes, keeps the frames at the embedding scale.
 It is an option for small models on small budgets (``train.objective: ctc``); the OSUM recipe does not use it.
 
-CTC alone keeps the words and drops who speaks: a linear gender probe on the mean of the adaptor's frames fell
-from 96% (encoder output) to 60% (``bench/attribute_probe.py``), and an LLM stage on such frames cannot learn SGC.
+CTC alone keeps the words and drops who speaks: a linear gender probe on the mean and spread of the adaptor's
+frames fell from 96% (encoder output) to 60% (``bench/attribute_probe.py``), and an LLM stage on such frames did
+not learn SGC.
 With ``attribute_weight > 0`` each label field of the data (gender, age, emotion, style, event) also gets a
 classifier on the mean of the utterance's frames, trained with cross-entropy where the utterance has that label.
 Its class directions are unit vectors at a fixed scale (:data:`ATTRIBUTE_SCALE`), so the answer must take a
