@@ -6,7 +6,7 @@
 #
 # Stages: 0 synth, 1 stage 1, 2 CTC pre-stage, 3 stage 2, 4 export to models/, 5 eval on the test split.
 # Status (recipes/mini/RESULTS.md): stages 0-2 work; stage 3 teaches the LLM to read the words (ASR WER 54%); with
-# the CTC stage's label classifiers (ctc.yaml) gender rose from chance to 67% after 200 steps, but the targets are
+# the CTC stage's label classifiers (ctc.yaml) gender rose from chance to 65% after 300 steps, but the targets are
 # far, so the committed models/ holds only mini-stage1 (stage 4 exports mini too: check its eval before trusting it).
 # Every stage only calls the osum CLI. --resume continues a cut training stage from its newest checkpoint;
 # the synthetic corpus is kept when it exists and `osum eval` continues by itself.
