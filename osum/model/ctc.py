@@ -132,6 +132,11 @@ class CTCObjective(nn.Module):
             total = total + self.attribute_weight * attribute_loss
         return CTCOutput(total, log_probs, lengths, attribute_loss)
 
+    def head_parameters(self) -> dict[str, nn.Parameter]:
+        """This objective's own parameters (blank, logit scale, attribute classifiers) by name, without the wrapped
+        model's: what the pre-stage trains besides the adaptor and saves in its head file."""
+        return {n: p for n, p in self.named_parameters() if not n.startswith("model.")}
+
     def attribute_logits(self, s: torch.Tensor, frames: torch.Tensor) -> dict[str, torch.Tensor]:
         """Frames ``(B, T, H)`` and their mask ``(B, T)`` -> ``{field: (B, C_field)}`` from the mean frame."""
         mean = (s * frames[..., None]).sum(1) / frames.sum(1, keepdim=True).clamp_min(1)  # (B, H)
@@ -148,11 +153,11 @@ class CTCObjective(nn.Module):
             return None
         losses = []
         for column, logits in enumerate(self.attribute_logits(s, frames).values()):
-            target = attributes[:, column]
-            if (target >= 0).any():
-                losses.append(F.cross_entropy(logits[target >= 0], target[target >= 0]))
+            known = attributes[:, column] >= 0
+            if known.any():
+                losses.append(F.cross_entropy(logits[known], attributes[known, column]))
         if not losses:  # keep the heads in the graph: DDP expects a gradient for every parameter
-            return sum(h.weight.sum() * 0 + h.bias.sum() * 0 for h in self.attribute_heads.values())
+            return sum(p.sum() for p in self.attribute_heads.parameters()) * 0
         return torch.stack(losses).mean()
 
     @torch.inference_mode()

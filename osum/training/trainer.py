@@ -79,7 +79,7 @@ class Trainer:
         params = set_trainable(model, cfg.train_modules)
         self.objective = self._objective(model, ckpt)
         if isinstance(self.objective, CTCObjective):
-            params += [p for n, p in self.objective.named_parameters() if not n.startswith("model.")]
+            params += list(self.objective.head_parameters().values())
         if cfg.grad_checkpointing:
             model.encoder.gradient_checkpointing = True
             if isinstance(model, OsumModel):
@@ -127,9 +127,14 @@ class Trainer:
         head = ckpt / CTC_HEAD_FILE if ckpt is not None else None
         if head is not None and head.is_file():  # a resumed run: its own parameters as they were saved
             saved = load_file(head)
-            for name, param in objective.named_parameters():
-                if not name.startswith("model.") and name in saved:
-                    param.data.copy_(saved[name])
+            own = objective.head_parameters()
+            missing = sorted(set(own) - set(saved))
+            if missing:
+                raise ConfigError(
+                    f"{head} has no {', '.join(missing)}: it was saved with other train.ctc_* settings than this run's"
+                )
+            for name, param in own.items():
+                param.data.copy_(saved[name])
         return objective
 
     def _own_rng(self, state: dict, ckpt: Path) -> dict:
@@ -307,11 +312,7 @@ class Trainer:
             if self.engine.sharded:
                 shutil.move(staging, folder / SHARD_DIR)
             if isinstance(self.objective, CTCObjective):
-                head = {
-                    n: p.detach().cpu().contiguous()
-                    for n, p in self.objective.named_parameters()
-                    if not n.startswith("model.")
-                }
+                head = {n: p.detach().cpu().contiguous() for n, p in self.objective.head_parameters().items()}
                 head["vocab"] = self.objective.vocab.cpu()
                 head["cosine_scale"] = torch.tensor(float(self.objective.cosine_scale))  # 0: dot product
                 save_file(head, folder / CTC_HEAD_FILE)

@@ -92,6 +92,13 @@ def test_ctc_resume_is_exact(corpus, tmp_path, attribute_weight):
     assert heads == {f"attribute_heads.{n}.{p}" for n in fields for p in ("weight", "bias")}
 
 
+def test_resume_with_other_ctc_settings_names_the_missing_head_parameters(corpus, tmp_path):
+    Trainer(run_config(corpus, tmp_path / "cut", max_steps=2, save_every=2)).fit()
+    changed = run_config(corpus, tmp_path / "cut", max_steps=4, save_every=2, ctc_attribute_weight=1.0)
+    with pytest.raises(ConfigError, match=r"ctc_head.safetensors has no attribute_heads\.age\.bias"):
+        Trainer(changed, resume=True)
+
+
 def test_bad_objective_is_named(corpus, tmp_path):
     with pytest.raises(ConfigError, match="train.objective 'ctx'"):
         Trainer(run_config(corpus, tmp_path / "x", objective="ctx", max_steps=1))
