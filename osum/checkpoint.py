@@ -158,16 +158,26 @@ def _to_peft_names(sd: dict[str, torch.Tensor], target: dict[str, torch.Tensor])
     return out
 
 
-def load_encoder_from(model: torch.nn.Module, ckpt_dir: str | os.PathLike) -> None:
-    """Replace ``model.encoder``'s weights with the encoder of another checkpoint (stage 1 -> stage 2), strictly."""
-    path = Path(ckpt_dir) / WEIGHTS_FILE
-    read_config(ckpt_dir)  # a clear error when it is not a checkpoint
+def load_encoder_from(model: torch.nn.Module, source: str | os.PathLike) -> None:
+    """Replace ``model.encoder``'s weights with another model's encoder (stage 1 -> stage 2), strictly.
+
+    ``source`` is a checkpoint directory, or anything :func:`osum.load` reads (an exported release such as
+    ``models/mini-stage1``, or a preset name).
+    """
+    path = Path(source) / WEIGHTS_FILE
+    if not path.is_file():
+        from osum.api import load  # here, not at the top: osum.api imports this module
+
+        other = load(source, device="cpu", dtype=torch.float32).model
+        _load_strict(model.encoder, other.encoder.state_dict(), f"encoder of {source}")
+        return
+    read_config(source)  # a clear error when it is not a checkpoint
     try:
         weights = load_file(str(path))
     except (SafetensorError, OSError) as exc:
         raise CheckpointError(f"{path}: cannot read weights: {str(exc).strip()}") from None
     encoder = {k.removeprefix("encoder."): v for k, v in weights.items() if k.startswith("encoder.")}
-    _load_strict(model.encoder, encoder, f"encoder of {ckpt_dir}")
+    _load_strict(model.encoder, encoder, f"encoder of {source}")
 
 
 def save_checkpoint(

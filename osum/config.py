@@ -167,7 +167,9 @@ class TrainConfig:
     """The optimisation loop. Stage 2 of OSUM by default: ASR+X with LoRA on a pretrained LLM."""
 
     init: str = "mini"  # preset name or checkpoint directory to start from
-    init_encoder: str = ""  # a checkpoint (e.g. stage 1's Whisper) whose encoder replaces the init model's
+    init_encoder: str = (
+        ""  # a model (checkpoint, export or preset; e.g. stage 1) whose encoder replaces the init model's
+    )
     out_dir: str = "exp/run"
     engine: str = "auto"  # auto | single | ddp | deepspeed (auto: ddp under torchrun, else single)
     deepspeed_stage: int = 2
@@ -184,7 +186,13 @@ class TrainConfig:
     # objective=ctc: > 0 adds classifiers of the data's labels (gender, age, emotion, ...) on the mean adaptor frame
     # at this loss weight, so the frames keep who speaks as well as what is said (osum/model/ctc.py)
     ctc_attribute_weight: float = 0.0
+    # objective=lm: > 0 adds the CTC pre-stage's loss (with the ctc_* settings above) on the adaptor's frames at
+    # this weight, so an adaptor trained through the LLM keeps the words in its frames; the CTC head starts from
+    # the init checkpoint's ctc_head.safetensors when it has one
+    ctc_aux_weight: float = 0.0
     lr: float = 5e-5
+    # learning-rate multipliers by trained part (a train_modules name or submodule path), e.g. {adaptor: 0.2}
+    lr_scales: dict[str, float] = field(default_factory=dict)
     betas: list[float] = field(default_factory=lambda: [0.9, 0.99])
     eps: float = 1e-6
     weight_decay: float = 0.01

@@ -24,9 +24,11 @@ def collate(
     target_ids: Sequence[Sequence[int]],
     pad_id: int = 0,
     attributes: Sequence[Sequence[int]] | None = None,
+    transcripts: Sequence[Sequence[int]] | None = None,
 ) -> Batch:
     """feats: per utterance ``(T_i, M)``; ids: per utterance lists (targets already end with the end token);
-    ``attributes``: per utterance class indices (:func:`osum.tasks.attribute_classes`), giving ``(B, F)``.
+    ``attributes``: per utterance class indices (:func:`osum.tasks.attribute_classes`), giving ``(B, F)``;
+    ``transcripts``: per utterance transcript ids (:class:`osum.model.codec.TranscriptCodec`) for a CTC loss.
 
     ``speech_tokens`` is filled from :func:`num_speech_tokens`, which the model checks against its own output.
     """
@@ -43,6 +45,20 @@ def collate(
         if len(attributes) != len(feats):
             raise ValueError("collate needs one attribute row per utterance")
         attrs = torch.tensor([list(a) for a in attributes], dtype=torch.long)
+    trans, trans_lengths = None, None
+    if transcripts is not None:
+        if len(transcripts) != len(feats):
+            raise ValueError("collate needs one transcript per utterance")
+        trans, trans_lengths = _pad_ids(transcripts, pad_id)
     return Batch(
-        out, lengths, prompts, prompt_lengths, targets, target_lengths, num_speech_tokens(lengths), attrs
+        out,
+        lengths,
+        prompts,
+        prompt_lengths,
+        targets,
+        target_lengths,
+        num_speech_tokens(lengths),
+        attrs,
+        trans,
+        trans_lengths,
     )

@@ -24,7 +24,7 @@ from osum.data.manifest import Utterance, load_utterance_audio, read_any
 from osum.data.sampler import ItemInfo, filter_items, plan_epoch
 from osum.errors import OsumError
 from osum.model.adaptor import num_speech_tokens
-from osum.model.codec import LLMCodec, WhisperCodec
+from osum.model.codec import LLMCodec, TranscriptCodec, WhisperCodec
 from osum.model.osum import Batch
 from osum.tasks import attribute_classes, get_task
 
@@ -54,13 +54,15 @@ class TrainingData:
         self,
         entries: Sequence[DatasetEntry],
         cfg: DataConfig,
-        codec: LLMCodec | WhisperCodec,
+        codec: LLMCodec | WhisperCodec | TranscriptCodec,
         n_mels: int = 80,
+        transcripts: TranscriptCodec | None = None,
     ) -> None:
+        """``transcripts``: also give every batch the transcript ids (``Batch.transcript_ids``) of this codec."""
         if not entries:
             raise OsumError("no training data: set data.train to a list of {path, weight}")
         self.cfg, self.n_mels = cfg, n_mels
-        self.codec = codec
+        self.codec, self.transcripts = codec, transcripts
         self.weights = [e.weight for e in entries]
         self.utterances: list[Utterance] = []
         self.skipped: Counter = Counter()
@@ -96,12 +98,14 @@ class TrainingData:
             )
         log.info("training data: %d utterances kept, dropped %s", len(self.items), dict(self.skipped))
 
-    def target_vocabulary(self) -> set[int]:
-        """Every token id of the kept utterances' targets (e.g. the classes a CTC pre-stage scores)."""
+    def target_vocabulary(self, codec: LLMCodec | WhisperCodec | TranscriptCodec | None = None) -> set[int]:
+        """Every token id of the kept utterances' targets under ``codec`` (default: the data's own), e.g. the
+        classes a CTC objective scores."""
+        codec = codec or self.codec
         vocab: set[int] = set()
         for item in self.items:
             u = self.utterances[item.index]
-            vocab.update(self.codec.target_ids(get_task(u.task), u.text, u.labels, u.words, u.answer))
+            vocab.update(codec.target_ids(get_task(u.task), u.text, u.labels, u.words, u.answer))
         return vocab
 
     def plan(self, epoch: int) -> list[list[int]]:
@@ -122,7 +126,7 @@ class BatchSet(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> tuple[Batch | None, int]:
         d, cfg = self.data, self.data.cfg
-        feats, prompts, targets, attributes, bad = [], [], [], [], 0
+        feats, prompts, targets, attributes, transcripts, bad = [], [], [], [], [], 0
         for index in self.batches[i]:
             u = d.utterances[index]
             rng = random.Random(f"{cfg.seed}:{self.epoch}:{index}")
@@ -143,7 +147,17 @@ class BatchSet(torch.utils.data.Dataset):
             prompts.append(d.codec.prompt_ids(task, rng))
             targets.append(d.codec.target_ids(task, u.text, u.labels, u.words, u.answer))
             attributes.append(attribute_classes(u.labels))
+            if d.transcripts is not None:
+                transcripts.append(d.transcripts.target_ids(task, u.text, u.labels, u.words, u.answer))
             feats.append(mel)
         if not feats:
             return None, bad
-        return collate(feats, prompts, targets, pad_id=d.codec.eos_id, attributes=attributes), bad
+        batch = collate(
+            feats,
+            prompts,
+            targets,
+            pad_id=d.codec.eos_id,
+            attributes=attributes,
+            transcripts=transcripts if d.transcripts is not None else None,
+        )
+        return batch, bad

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from osum.model.osum import Batch, OsumModel
+from osum.model.osum import Batch, OsumModel, OsumOutput
 from osum.tasks import LABEL_FIELDS
 
 INITIAL_SCALE = 10.0  # logits = scale * (s_t . e): a learned scale, starting at 10
@@ -95,6 +95,18 @@ class CTCObjective(nn.Module):
     def forward(self, batch: Batch, full_logits: bool = False) -> CTCOutput:
         """``batch.target_ids`` (B, L) are transcript ids (see :class:`osum.model.codec.TranscriptCodec`)."""
         speech, lengths = self.model.encode_speech(batch.feats, batch.feat_lengths)  # (B, T, H), (B,)
+        return self.score(speech, lengths, batch.target_ids, batch.target_lengths, batch.attributes)
+
+    def score(
+        self,
+        speech: torch.Tensor,
+        lengths: torch.Tensor,
+        target_ids: torch.Tensor,
+        target_lengths: torch.Tensor,
+        attributes: torch.Tensor | None = None,
+    ) -> CTCOutput:
+        """Adaptor frames ``(B, T, H)`` with valid ``lengths`` ``(B,)``, transcript ids ``(B, L)`` with
+        ``target_lengths`` ``(B,)`` and label classes ``(B, F)`` -> the loss (CTC + norm penalty + labels)."""
         table = self.model.lm.get_input_embeddings().weight[self.vocab].float()  # (K, H), frozen
         s = speech.float()
         norms = s.norm(dim=-1, keepdim=True)  # (B, T, 1)
@@ -108,18 +120,15 @@ class CTCObjective(nn.Module):
             blank, scale = self.blank.float(), self.log_scale.exp()
         logits = torch.cat([unit @ table.T, (unit @ blank)[..., None]], dim=-1) * scale
         log_probs = logits.log_softmax(-1)
-        valid = (
-            torch.arange(batch.target_ids.shape[1], device=lengths.device)[None]
-            < batch.target_lengths[:, None]
-        )
-        targets = self.index[batch.target_ids.long()].masked_fill(~valid, 0)
+        valid = torch.arange(target_ids.shape[1], device=lengths.device)[None] < target_lengths[:, None]
+        targets = self.index[target_ids.long()].masked_fill(~valid, 0)
         if (targets[valid] < 0).any():
             raise ValueError("a target token is outside the CTC vocabulary given to CTCObjective")
         loss = F.ctc_loss(
             log_probs.transpose(0, 1),
             targets,
             lengths,
-            batch.target_lengths,
+            target_lengths,
             blank=table.shape[0],
             reduction="mean",
             zero_infinity=True,  # a target longer than its frames gives no gradient instead of inf
@@ -127,7 +136,7 @@ class CTCObjective(nn.Module):
         frames = torch.arange(s.shape[1], device=lengths.device)[None] < lengths[:, None]  # (B, T)
         norm_penalty = ((norms[..., 0][frames] / self.target_norm - 1) ** 2).mean()
         total = loss + self.norm_weight * norm_penalty
-        attribute_loss = self._attribute_loss(s, frames, batch.attributes)
+        attribute_loss = self._attribute_loss(s, frames, attributes)
         if attribute_loss is not None:
             total = total + self.attribute_weight * attribute_loss
         return CTCOutput(total, log_probs, lengths, attribute_loss)
@@ -170,3 +179,40 @@ class CTCObjective(nn.Module):
             classes = torch.unique_consecutive(row[: int(n)])
             result.append([int(self.vocab[c]) for c in classes if int(c) != blank])
         return result
+
+
+class AuxiliaryCTC(nn.Module):
+    """The LM objective plus ``weight`` x the CTC pre-stage's loss on the same adaptor frames
+    (``train.ctc_aux_weight``).
+
+    Trained through the LLM alone, the CTC adaptor lost its words within 100 steps (CTC-greedy WER 0.13 -> 1.02,
+    RESULTS.md) before LoRA had learnt to read them, so the mini recipe had to freeze it, and a frozen adaptor
+    cannot add what the LLM stage needs beyond the CTC's words and labels. The CTC term keeps the words (and with
+    ``attribute_weight`` the labels) readable while the LM loss reshapes the frames. Batches need
+    ``transcript_ids`` (``TrainingData(..., transcripts=TranscriptCodec(...))``).
+    """
+
+    def __init__(self, ctc: CTCObjective, weight: float) -> None:
+        super().__init__()
+        if weight <= 0:
+            raise ValueError(f"AuxiliaryCTC weight must be > 0, got {weight}")
+        self.ctc, self.weight = ctc, weight
+
+    @property
+    def model(self) -> OsumModel:
+        return self.ctc.model
+
+    def head_parameters(self) -> dict[str, nn.Parameter]:
+        """The CTC head's parameters (see :meth:`CTCObjective.head_parameters`), by the same names."""
+        return self.ctc.head_parameters()
+
+    def forward(self, batch: Batch, full_logits: bool = False) -> OsumOutput:
+        """The LM pass's output with ``loss`` = LM loss + weight x CTC loss, and ``lm_loss`` the LM part."""
+        if batch.transcript_ids is None or batch.transcript_lengths is None:
+            raise ValueError("train.ctc_aux_weight needs batches with transcript_ids (see AuxiliaryCTC)")
+        speech = self.model.encode_speech(batch.feats, batch.feat_lengths)
+        out = self.model(batch, full_logits=full_logits, speech=speech)
+        aux = self.ctc.score(*speech, batch.transcript_ids, batch.transcript_lengths, batch.attributes)
+        out.lm_loss = out.loss
+        out.loss = out.loss + self.weight * aux.loss
+        return out

@@ -37,8 +37,11 @@ class Batch:
     target_ids: torch.Tensor  # (B, L) padded with anything
     target_lengths: torch.Tensor  # (B,)
     speech_tokens: torch.Tensor | None = None  # (B,) from the collator; checked against the model's own count
-    # (B, F) class index per field of osum.tasks.LABEL_FIELDS, -1 = no label (read by the CTC pre-stage only)
+    # (B, F) class index per field of osum.tasks.LABEL_FIELDS, -1 = no label (read by the CTC objectives only)
     attributes: torch.Tensor | None = None
+    # (B, L2) / (B,) the transcripts' LLM ids alone, for a CTC loss beside the LM one (train.ctc_aux_weight)
+    transcript_ids: torch.Tensor | None = None
+    transcript_lengths: torch.Tensor | None = None
 
     def to(self, device: torch.device | str) -> Batch:
         moved = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in self.__dict__.items()}
@@ -54,6 +57,7 @@ class OsumOutput:
     position_ids: torch.Tensor  # (B, S)
     inputs_embeds: torch.Tensor  # (B, S, H)
     hidden_states: tuple[torch.Tensor, ...] | None = None  # per layer (B, S, H) when asked for
+    lm_loss: torch.Tensor | None = None  # () the LM part of ``loss`` when an auxiliary loss is added to it
 
 
 class OsumModel(nn.Module):
@@ -169,15 +173,20 @@ class OsumModel(nn.Module):
             )
 
     def forward(
-        self, batch: Batch, output_hidden_states: bool = False, full_logits: bool = True
+        self,
+        batch: Batch,
+        output_hidden_states: bool = False,
+        full_logits: bool = True,
+        speech: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> OsumOutput:
         """Teacher-forced pass over [prompt, BOS, speech, EOS, target]; loss on target tokens only.
 
         With ``full_logits=False`` (training) the LM head runs only where a target token is predicted, which
         saves a ``(B, S, V)`` tensor (V = 152k for Qwen2) and most of the step time of small models;
-        ``logits`` is then ``(N, V)`` for those N positions.
+        ``logits`` is then ``(N, V)`` for those N positions. ``speech``: :meth:`encode_speech`'s output when the
+        caller has it already (e.g. an auxiliary loss on the same frames).
         """
-        speech, speech_lengths = self.encode_speech(batch.feats, batch.feat_lengths)
+        speech, speech_lengths = speech or self.encode_speech(batch.feats, batch.feat_lengths)
         self._check_speech_tokens(batch, speech_lengths)
         rows, labels = self._rows(batch, speech, speech_lengths, with_targets=True)
         embeds, labels_t, mask, position_ids = self._pad(rows, labels, left=False)

@@ -84,8 +84,47 @@ def _train_last_rows(table: nn.Parameter, n: int) -> None:
     table.register_hook(lambda grad: grad * mask.to(grad.device, grad.dtype))
 
 
-def build_optimizer(params: list[nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW as OSUM (lr 5e-5, betas 0.9/0.99, eps 1e-6, weight decay 0.01 by default)."""
+def param_groups(
+    model: OsumModel | WhisperTaskModel, params: list[nn.Parameter], scales: dict[str, float], lr: float
+) -> list[dict]:
+    """Split ``params`` into AdamW groups: the parameters of each part named in ``scales`` (a ``train_modules``
+    name or a dotted submodule path) get ``lr * scale``, every other one ``lr``. A part that trains nothing is
+    an error (a misspelt name would otherwise be silently ignored)."""
+    if not scales:
+        return [{"params": list(params), "lr": lr}]
+    trainable = {id(p) for p in params}
+    taken: dict[int, str] = {}
+    groups = []
+    for name, scale in scales.items():
+        if scale <= 0:
+            raise ConfigError(f"train.lr_scales.{name} must be > 0, got {scale}")
+        own = [p for p in _part_parameters(model, name) if id(p) in trainable and id(p) not in taken]
+        if not own:
+            raise ConfigError(
+                f"train.lr_scales: {name!r} has no trained parameter of its own (train.train_modules selects "
+                "what trains)"
+            )
+        taken.update((id(p), name) for p in own)
+        groups.append({"params": own, "lr": lr * scale})
+    rest = [p for p in params if id(p) not in taken]
+    # the unscaled group first: the logged learning rate is group 0's
+    return ([{"params": rest, "lr": lr}] if rest else []) + groups
+
+
+def _part_parameters(model: OsumModel | WhisperTaskModel, name: str) -> list[nn.Parameter]:
+    if name == "speech_markers" and isinstance(model, OsumModel):
+        return [model.speech_bos, model.speech_eos]
+    if name == "lora":
+        return [p for n, p in model.named_parameters() if "lora_" in n]
+    try:
+        return list(model.get_submodule(name).parameters())
+    except AttributeError:
+        raise ConfigError(f"train.lr_scales: the model has no part {name!r}") from None
+
+
+def build_optimizer(params: list[nn.Parameter] | list[dict], cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW as OSUM (lr 5e-5, betas 0.9/0.99, eps 1e-6, weight decay 0.01 by default); ``params`` may be
+    :func:`param_groups`' groups."""
     return torch.optim.AdamW(
         params, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=cfg.weight_decay
     )

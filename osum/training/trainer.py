@@ -24,12 +24,12 @@ from osum.data.dataset import TrainingData
 from osum.data.sampler import shard_for_rank
 from osum.errors import ConfigError
 from osum.model.codec import TranscriptCodec
-from osum.model.ctc import CTCObjective
+from osum.model.ctc import AuxiliaryCTC, CTCObjective
 from osum.model.osum import OsumModel
 from osum.runtime import DistInfo, dist_info
 from osum.tasks import load_prompts
 from osum.training.engines import SHARD_DIR, Engine, autocast_dtype, build_engine, import_deepspeed
-from osum.training.optim import build_optimizer, build_scheduler, set_trainable
+from osum.training.optim import build_optimizer, build_scheduler, param_groups, set_trainable
 from osum.training.state import (
     Position,
     checkpoint_dir,
@@ -66,26 +66,36 @@ class Trainer:
         if run.data.prompts:  # saved with every checkpoint (Osum.save), so inference uses them too
             self.osum.prompts = self.osum.prompts.updated(load_prompts(run.data.prompts))
         codec = self.osum.codec(run.data.prompt_language, run.data.random_prompt)
+        transcripts = None  # the CTC loss's targets beside the LM's (train.ctc_aux_weight)
         if cfg.objective == "ctc":
             codec = TranscriptCodec(codec)
+        elif cfg.ctc_aux_weight > 0:
+            if not isinstance(model, OsumModel):
+                raise ConfigError("train.ctc_aux_weight needs an OSUM model (it scores the adaptor's frames)")
+            transcripts = TranscriptCodec(codec)
         n_mels = model.config.encoder.n_mels
-        self.data = TrainingData(run.data.train, run.data, codec, n_mels)
-        self.valid = TrainingData(run.data.valid, run.data, codec, n_mels) if run.data.valid else None
+        self.data = TrainingData(run.data.train, run.data, codec, n_mels, transcripts)
+        self.valid = (
+            TrainingData(run.data.valid, run.data, codec, n_mels, transcripts) if run.data.valid else None
+        )
         if "task_tokens" in cfg.train_modules and cfg.weight_decay:
             raise ConfigError(
                 "train.train_modules has task_tokens: set train.weight_decay=0, or AdamW's decay also moves the "
                 "pretrained token rows"
             )
         params = set_trainable(model, cfg.train_modules)
-        self.objective = self._objective(model, ckpt)
-        if isinstance(self.objective, CTCObjective):
-            params += list(self.objective.head_parameters().values())
+        groups = param_groups(model, params, cfg.lr_scales, cfg.lr)
+        self.objective = self._objective(model, ckpt, transcripts)
+        if isinstance(self.objective, (CTCObjective, AuxiliaryCTC)):
+            head = list(self.objective.head_parameters().values())
+            params += head
+            groups.append({"params": head, "lr": cfg.lr})
         if cfg.grad_checkpointing:
             model.encoder.gradient_checkpointing = True
             if isinstance(model, OsumModel):
                 model.lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
                 model.adaptor.gradient_checkpointing = True
-        self.optimizer = build_optimizer(params, cfg)
+        self.optimizer = build_optimizer(groups, cfg)
         self.scheduler = build_scheduler(self.optimizer, cfg)
         self.engine: Engine = build_engine(
             self.objective, params, self.optimizer, self.scheduler, cfg, self.device, self.dist
@@ -104,38 +114,60 @@ class Trainer:
         self._tb = None
         self._saved_step = self.position.step
 
-    def _objective(self, model: torch.nn.Module, ckpt: Path | None) -> torch.nn.Module:
-        """What the engine runs: the model itself (``lm``) or the CTC pre-stage around it (``ctc``)."""
+    def _objective(
+        self, model: torch.nn.Module, ckpt: Path | None, transcripts: TranscriptCodec | None
+    ) -> torch.nn.Module:
+        """What the engine runs: the model itself (``lm``), the CTC pre-stage around it (``ctc``), or ``lm``
+        with the CTC loss beside it (``ctc_aux_weight > 0``, ``transcripts`` the CTC targets' codec)."""
         cfg = self.run.train
-        if cfg.objective == "lm":
-            return model
-        if cfg.objective != "ctc":
+        if cfg.objective not in ("lm", "ctc"):
             raise ConfigError(f"train.objective {cfg.objective!r}: choose lm or ctc")
+        if cfg.objective == "lm" and transcripts is None:
+            return model
         if not isinstance(model, OsumModel):
             raise ConfigError(
                 "train.objective=ctc trains an OSUM adaptor; a Whisper (stage-1) model has none"
             )
         if cfg.engine == "deepspeed":
             raise ConfigError(
-                "train.objective=ctc runs with the single or ddp engine (it trains a small adaptor)"
+                "the CTC objectives (train.objective=ctc, train.ctc_aux_weight) run with the single or ddp engine"
             )
         # score only the tokens the transcripts use (train + valid): the output layer is then ~15x cheaper
-        vocab = {t for data in (self.data, self.valid) if data is not None for t in data.target_vocabulary()}
+        vocab = {
+            t
+            for data in (self.data, self.valid)
+            if data is not None
+            for t in data.target_vocabulary(transcripts)
+        }
         objective = CTCObjective(
             model, sorted(vocab) or None, cfg.ctc_norm_weight, cfg.ctc_cosine_scale, cfg.ctc_attribute_weight
         ).to(self.device)
-        head = ckpt / CTC_HEAD_FILE if ckpt is not None else None
-        if head is not None and head.is_file():  # a resumed run: its own parameters as they were saved
-            saved = load_file(head)
-            own = objective.head_parameters()
-            missing = sorted(set(own) - set(saved))
-            if missing:
+        # a resumed run continues its own head; a new LM run with the auxiliary loss starts from its init's
+        # (the CTC pre-stage's), when it has one
+        start = ckpt if ckpt is not None else (Path(cfg.init) if transcripts is not None else None)
+        head = start / CTC_HEAD_FILE if start is not None else None
+        if head is not None and head.is_file():
+            self._load_head(objective, head)
+        elif ckpt is None and transcripts is not None:
+            log.warning("%s has no %s: the auxiliary CTC head starts untrained", cfg.init, CTC_HEAD_FILE)
+        return objective if transcripts is None else AuxiliaryCTC(objective, cfg.ctc_aux_weight)
+
+    @staticmethod
+    def _load_head(objective: CTCObjective, head: Path) -> None:
+        """Restore the CTC head's own parameters as they were saved (same ``train.ctc_*`` settings)."""
+        saved = load_file(head)
+        own = objective.head_parameters()
+        missing = sorted(set(own) - set(saved))
+        if missing:
+            raise ConfigError(
+                f"{head} has no {', '.join(missing)}: it was saved with other train.ctc_* settings than this run's"
+            )
+        for name, param in own.items():
+            if param.shape != saved[name].shape:
                 raise ConfigError(
-                    f"{head} has no {', '.join(missing)}: it was saved with other train.ctc_* settings than this run's"
+                    f"{head}: {name} has shape {tuple(saved[name].shape)}, this run's {tuple(param.shape)}"
                 )
-            for name, param in own.items():
-                param.data.copy_(saved[name])
-        return objective
+            param.data.copy_(saved[name])
 
     def _own_rng(self, state: dict, ckpt: Path) -> dict:
         """This rank's RNG state from a checkpoint: each rank draws its own dropout masks."""
@@ -266,7 +298,9 @@ class Trainer:
             if batch is None:
                 continue
             with self.engine.autocast():
-                total += model(batch.to(self.device), full_logits=False).loss.item()
+                out = model(batch.to(self.device), full_logits=False)
+            lm_loss = getattr(out, "lm_loss", None)  # the LM part alone: curves of runs with and without aux
+            total += (out.loss if lm_loss is None else lm_loss).item()
             n += 1
         model.train()
         set_rng_state(rng)
@@ -311,10 +345,11 @@ class Trainer:
                 self._save_weights(weights, folder)
             if self.engine.sharded:
                 shutil.move(staging, folder / SHARD_DIR)
-            if isinstance(self.objective, CTCObjective):
-                head = {n: p.detach().cpu().contiguous() for n, p in self.objective.head_parameters().items()}
-                head["vocab"] = self.objective.vocab.cpu()
-                head["cosine_scale"] = torch.tensor(float(self.objective.cosine_scale))  # 0: dot product
+            ctc = self.objective.ctc if isinstance(self.objective, AuxiliaryCTC) else self.objective
+            if isinstance(ctc, CTCObjective):
+                head = {n: p.detach().cpu().contiguous() for n, p in ctc.head_parameters().items()}
+                head["vocab"] = ctc.vocab.cpu()
+                head["cosine_scale"] = torch.tensor(float(ctc.cosine_scale))  # 0: dot product
                 save_file(head, folder / CTC_HEAD_FILE)
             if self.dist.distributed:
                 torch.save(rngs, folder / RANK_RNG_FILE)

@@ -3,17 +3,20 @@
 # (adaptor) -> stage 2 (SmolLM2 + LoRA, ASR+X) -> export the trained tensors -> evaluate the exported models.
 #
 #   recipes/mini/run.sh [--stage N] [--stop-stage M] [--resume] [--hours H] [--work DIR] [--data DIR]
+#                       [--stage1 MODEL]
 #
 # Stages: 0 synth, 1 stage 1, 2 CTC pre-stage, 3 stage 2, 4 export to models/, 5 eval on the test split.
 # Status (recipes/mini/RESULTS.md): stages 0-2 work; stage 3 teaches the LLM to read the words (ASR WER 54%); with
 # the CTC stage's label classifiers (ctc.yaml) gender rose from chance to 65% after 300 steps, but the targets are
 # far, so the committed models/ holds only mini-stage1 (stage 4 exports mini too: check its eval before trusting it).
+# --stage1 MODEL: the stage-1 model whose encoder the CTC pre-stage starts from (default: the newest checkpoint of
+# WORK/stage1; `--stage 2 --stage1 models/mini-stage1` reuses the committed release instead of training stage 1).
 # Every stage only calls the osum CLI. --resume continues a cut training stage from its newest checkpoint;
 # the synthetic corpus is kept when it exists and `osum eval` continues by itself.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-stage=0 stop_stage=5 resume="" hours=3 work=exp/mini data=data/synth models=models
+stage=0 stop_stage=5 resume="" hours=3 work=exp/mini data=data/synth models=models stage1=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --stage) stage=$2; shift 2 ;;
@@ -23,6 +26,7 @@ while [ $# -gt 0 ]; do
     --work) work=$2; shift 2 ;;
     --data) data=$2; shift 2 ;;
     --models) models=$2; shift 2 ;;
+    --stage1) stage1=$2; shift 2 ;;
     *) echo "unknown option $1 (see the header of $0)" >&2; exit 2 ;;
   esac
 done
@@ -58,7 +62,7 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
   log "stage 2: CTC pre-stage of the adaptor, on stage 1's encoder"
   valid_list
   $osum train recipes/mini/ctc.yaml "$train_set" "$valid_set" train.out_dir="$work/ctc" \
-    train.init_encoder="$(latest "$work/stage1")" $resume
+    train.init_encoder="${stage1:-$(latest "$work/stage1")}" $resume
 fi
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
   log "stage 3: ASR+X through SmolLM2 with LoRA"
@@ -68,7 +72,7 @@ if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
 fi
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
   log "stage 4: export the trained tensors"
-  $osum export "$(latest "$work/stage1")" "$models/mini-stage1" --max-mb 40
+  if [ -z "$stage1" ]; then $osum export "$(latest "$work/stage1")" "$models/mini-stage1" --max-mb 40; fi
   $osum export "$(latest "$work/stage2")" "$models/mini" --max-mb 40
 fi
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then

@@ -102,3 +102,65 @@ def test_resume_with_other_ctc_settings_names_the_missing_head_parameters(corpus
 def test_bad_objective_is_named(corpus, tmp_path):
     with pytest.raises(ConfigError, match="train.objective 'ctx'"):
         Trainer(run_config(corpus, tmp_path / "x", objective="ctx", max_steps=1))
+
+
+def test_lm_stage_with_auxiliary_ctc_continues_the_pre_stage_head(corpus, tmp_path):
+    """train.ctc_aux_weight: the LM stage starts the CTC head from the pre-stage's file, trains the adaptor through
+    both losses at its own learning rate (lr_scales), logs the LM part as the validation loss, saves the head and
+    resumes exactly."""
+    extra = {"ctc_attribute_weight": 1.0}
+    Trainer(run_config(corpus, tmp_path / "ctc", max_steps=4, save_every=4, **extra)).fit()
+    pre = latest_checkpoint(tmp_path / "ctc")
+    pre_head = load_file(str(pre / CTC_HEAD_FILE))
+    lm = {
+        "init": str(pre),
+        "objective": "lm",
+        "ctc_aux_weight": 0.5,
+        "train_modules": ["adaptor", "speech_markers", "lora"],
+        "lr_scales": {"adaptor": 0.1},
+        "save_every": 2,
+        **extra,
+    }
+
+    def lm_config(out, steps):
+        cfg = run_config(corpus, out, max_steps=steps, **lm)
+        cfg.data.valid = cfg.data.train
+        return cfg
+
+    trainer = Trainer(lm_config(tmp_path / "straight", 4))
+    own = trainer.objective.head_parameters()
+    assert own and all(torch.equal(p.detach(), pre_head[n]) for n, p in own.items())
+    lrs = sorted(g["lr"] for g in trainer.optimizer.param_groups)
+    assert lrs == pytest.approx(sorted([1e-2, 1e-3, 1e-2])), lrs  # LoRA + markers, adaptor, CTC head
+    before = {k: v.clone() for k, v in trainer.osum.model.state_dict().items()}
+    trainer.fit()
+    after = trainer.osum.model.state_dict()
+    changed = {k.split(".")[0] for k in before if not torch.equal(before[k], after[k])}
+    assert {"adaptor", "speech_bos", "llm"} <= changed and "encoder" not in changed
+    logs = [json.loads(x) for x in (tmp_path / "straight" / "train_log.jsonl").read_text().splitlines()]
+    valid = [r["valid_loss"] for r in logs if "valid_loss" in r]
+    # the LM part alone: what the plain LM objective gives for the same model on the same data
+    batch, _ = trainer.valid.batch_set(trainer.valid.plan(0), epoch=0, train=False)[0]
+    trainer.objective.eval()
+    with torch.no_grad():
+        out = trainer.objective(batch, full_logits=False)
+        plain = trainer.osum.model(batch, full_logits=False).loss
+    assert torch.allclose(out.lm_loss, plain)
+    assert out.loss > out.lm_loss  # the CTC term is added on top
+    assert len(valid) == 2 and all(v > 0 for v in valid)
+    Trainer(lm_config(tmp_path / "cut", 2)).fit()
+    Trainer(lm_config(tmp_path / "cut", 4), resume=True).fit()
+    for name in ("model.safetensors", CTC_HEAD_FILE):
+        a = load_file(str(latest_checkpoint(tmp_path / "straight") / name))
+        b = load_file(str(latest_checkpoint(tmp_path / "cut") / name))
+        assert [k for k in a if not torch.equal(a[k], b[k])] == [], name
+    assert not torch.equal(a["blank"], pre_head["blank"])  # the head trained on
+
+
+def test_auxiliary_ctc_needs_an_osum_model_and_names_a_bad_lr_scale(corpus, tmp_path):
+    with pytest.raises(ConfigError, match="lr_scales: 'encoder' has no trained parameter"):
+        Trainer(run_config(corpus, tmp_path / "x", objective="lm", lr_scales={"encoder": 0.5}, max_steps=1))
+    with pytest.raises(ConfigError, match="lr_scales: the model has no part 'adapter'"):
+        Trainer(run_config(corpus, tmp_path / "x", objective="lm", lr_scales={"adapter": 0.5}, max_steps=1))
+    with pytest.raises(ConfigError, match=r"lr_scales\.adaptor must be > 0"):
+        Trainer(run_config(corpus, tmp_path / "x", objective="lm", lr_scales={"adaptor": 0}, max_steps=1))

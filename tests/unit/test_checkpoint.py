@@ -132,3 +132,21 @@ def test_tied_embeddings_stay_tied_and_dtypes_follow_the_request(tiny, tmp_path)
         [chirp(0.7)], tasks=["asr"], sample_rate=16000, options=osum.DecodingOptions(max_new_tokens=3)
     )
     assert isinstance(res[0]["asr"].raw, str)
+
+
+def test_init_encoder_source_may_be_anything_osum_load_reads(tmp_path):
+    """train.init_encoder: a checkpoint directory, or an export / preset through osum.load (stage 2 can start from
+    the committed models/mini-stage1 without its training folder)."""
+    from osum.checkpoint import load_encoder_from
+
+    other = osum.load("tiny", device="cpu", seed=1).model
+    target = osum.load("tiny", device="cpu", seed=2).model
+    assert not torch.equal(other.encoder.conv1.weight, target.encoder.conv1.weight)
+    saved = osum.Osum(other, osum.load("tiny", device="cpu").tokenizer).save(tmp_path / "ckpt")
+    load_encoder_from(target, saved)  # a checkpoint directory
+    assert all(torch.equal(v, other.encoder.state_dict()[k]) for k, v in target.encoder.state_dict().items())
+    load_encoder_from(target, "tiny")  # a preset, built by osum.load (seed 0)
+    seed0 = osum.load("tiny", device="cpu").model.encoder.state_dict()
+    assert all(torch.equal(v, seed0[k]) for k, v in target.encoder.state_dict().items())
+    with pytest.raises(osum.OsumError, match="neither a checkpoint directory nor a preset"):
+        load_encoder_from(target, tmp_path / "missing")
