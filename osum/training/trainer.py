@@ -139,30 +139,42 @@ class Trainer:
             if data is not None
             for t in data.target_vocabulary(transcripts)
         }
+        torch.manual_seed(
+            cfg.seed
+        )  # the head's untrained parts: the same start, whatever ran before in this process
         objective = CTCObjective(
             model, sorted(vocab) or None, cfg.ctc_norm_weight, cfg.ctc_cosine_scale, cfg.ctc_attribute_weight
         ).to(self.device)
-        # a resumed run continues its own head; a new LM run with the auxiliary loss starts from its init's
-        # (the CTC pre-stage's), when it has one
-        start = ckpt if ckpt is not None else (Path(cfg.init) if transcripts is not None else None)
-        head = start / CTC_HEAD_FILE if start is not None else None
-        if head is not None and head.is_file():
-            self._load_head(objective, head)
-        elif ckpt is None and transcripts is not None:
+        # A resumed run continues its own head, strictly. A new run starts from its init's head when that has one
+        # (the pre-stage's blank, label classifiers ...); parts it lacks (e.g. classifiers switched on only now)
+        # start untrained.
+        if ckpt is not None:
+            self._load_head(objective, ckpt / CTC_HEAD_FILE, strict=True)
+        elif (Path(cfg.init) / CTC_HEAD_FILE).is_file():
+            self._load_head(objective, Path(cfg.init) / CTC_HEAD_FILE, strict=False)
+        elif transcripts is not None:
             log.warning("%s has no %s: the auxiliary CTC head starts untrained", cfg.init, CTC_HEAD_FILE)
         return objective if transcripts is None else AuxiliaryCTC(objective, cfg.ctc_aux_weight)
 
     @staticmethod
-    def _load_head(objective: CTCObjective, head: Path) -> None:
-        """Restore the CTC head's own parameters as they were saved (same ``train.ctc_*`` settings)."""
+    def _load_head(objective: CTCObjective, head: Path, strict: bool) -> None:
+        """Set the CTC head's own parameters from a head file; ``strict``: each one must be there (a resume)."""
+        if not head.is_file():
+            if strict:
+                raise ConfigError(f"{head} is missing: a CTC run's checkpoint has one")
+            return
         saved = load_file(head)
         own = objective.head_parameters()
         missing = sorted(set(own) - set(saved))
-        if missing:
+        if missing and strict:
             raise ConfigError(
                 f"{head} has no {', '.join(missing)}: it was saved with other train.ctc_* settings than this run's"
             )
+        if missing:
+            log.info("%s has no %s: they start untrained", head, ", ".join(missing))
         for name, param in own.items():
+            if name not in saved:
+                continue
             if param.shape != saved[name].shape:
                 raise ConfigError(
                     f"{head}: {name} has shape {tuple(saved[name].shape)}, this run's {tuple(param.shape)}"

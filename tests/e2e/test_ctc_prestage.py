@@ -105,13 +105,16 @@ def test_bad_objective_is_named(corpus, tmp_path):
 
 
 def test_lm_stage_with_auxiliary_ctc_continues_the_pre_stage_head(corpus, tmp_path):
-    """train.ctc_aux_weight: the LM stage starts the CTC head from the pre-stage's file, trains the adaptor through
+    """train.ctc_aux_weight: the LM stage starts the CTC head from the pre-stage's file (parts it lacks untrained),
+    trains the adaptor through
     both losses at its own learning rate (lr_scales), logs the LM part as the validation loss, saves the head and
     resumes exactly."""
-    extra = {"ctc_attribute_weight": 1.0}
-    Trainer(run_config(corpus, tmp_path / "ctc", max_steps=4, save_every=4, **extra)).fit()
+    Trainer(run_config(corpus, tmp_path / "ctc", max_steps=4, save_every=4)).fit()  # no label classifiers
     pre = latest_checkpoint(tmp_path / "ctc")
     pre_head = load_file(str(pre / CTC_HEAD_FILE))
+    extra = {
+        "ctc_attribute_weight": 1.0
+    }  # switched on now: the classifiers start untrained, the blank is kept
     lm = {
         "init": str(pre),
         "objective": "lm",
@@ -129,7 +132,10 @@ def test_lm_stage_with_auxiliary_ctc_continues_the_pre_stage_head(corpus, tmp_pa
 
     trainer = Trainer(lm_config(tmp_path / "straight", 4))
     own = trainer.objective.head_parameters()
-    assert own and all(torch.equal(p.detach(), pre_head[n]) for n, p in own.items())
+    assert {n for n in own if n not in pre_head} == {
+        f"attribute_heads.{n}.{p}" for n in LABEL_FIELDS for p in ("weight", "bias")
+    }
+    assert all(torch.equal(p.detach(), pre_head[n]) for n, p in own.items() if n in pre_head)
     lrs = sorted(g["lr"] for g in trainer.optimizer.param_groups)
     assert lrs == pytest.approx(sorted([1e-2, 1e-3, 1e-2])), lrs  # LoRA + markers, adaptor, CTC head
     before = {k: v.clone() for k, v in trainer.osum.model.state_dict().items()}
