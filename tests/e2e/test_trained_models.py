@@ -1,4 +1,4 @@
-"""The committed trained model (``models/mini-stage1``) answers held-out synthetic clips correctly.
+"""The committed trained models (``models/mini-stage1``, ``models/mini``) answer held-out synthetic clips.
 
 The clips are synthesized here (seed 2026, test split: voices, accents and sentences never used in training), so a
 broken loader, a wrong or truncated file, or a model that ignores the audio cannot pass.
@@ -30,13 +30,18 @@ def clips(tmp_path_factory) -> dict[str, list]:
     return by_task
 
 
-# measured on the 485-clip test split (recipes/mini/RESULTS.md): WER 0.14% on ASR, gender 98.2% on SGC
-MAX_WER = {"mini-stage1": 0.05}
+# measured on the 485-clip test split (recipes/mini/RESULTS.md): ASR WER 0.14% (mini-stage1) and 17.5% (mini);
+# gender 98.2% and 54.5%. The bounds leave room for these few clips; a model that ignores the audio is far above.
+MAX_WER = {"mini-stage1": 0.05, "mini": 0.35}
+# what each model gets right beyond the words: mini-stage1 every label task, mini (still at chance on gender,
+# age and events) emotion and style
+LABEL_TASKS = {
+    "mini-stage1": (("ser", "emotion"), ("ved", "event"), ("sap", "age")),
+    "mini": (("ser", "emotion"), ("ssr", "style")),
+}
 
 
-@pytest.mark.parametrize(
-    "name", ["mini-stage1"]
-)  # `mini` joins when its stage 2 reads the audio (issue [4 of 5])
+@pytest.mark.parametrize("name", ["mini-stage1", "mini"])
 def test_committed_model_transcribes_and_labels_held_out_clips(name, clips):
     model = osum.load(name, device="cpu")
     assert Path(model.source) == trained_models_dir() / name  # the committed export, not the untrained base
@@ -47,13 +52,15 @@ def test_committed_model_transcribes_and_labels_held_out_clips(name, clips):
     hyps = [r["sgc"].transcript or "" for r in results]
     wer = word_errors([u.text for u in speech], hyps, normalize_english).rate
     assert wer <= MAX_WER[name], list(zip([u.text for u in speech], hyps, strict=True))
-    # every synthetic voice has a known gender, whatever the clip's own task
     genders = [
         (u.extra["voice_gender"], r["sgc"].labels.get("gender")) for u, r in zip(speech, results, strict=True)
     ]
-    assert sum(ref == hyp for ref, hyp in genders) >= len(genders) - 1, genders
+    if name == "mini-stage1":  # every synthetic voice has a known gender, whatever the clip's own task
+        assert sum(ref == hyp for ref, hyp in genders) >= len(genders) - 1, genders
+    else:  # a valid tag every time
+        assert all(hyp in ("female", "male") for _, hyp in genders), genders
     # one clip of every label task gets its label right (the untrained task tags give no valid label at all)
-    for task, field in (("ser", "emotion"), ("ved", "event"), ("sap", "age")):
+    for task, field in LABEL_TASKS[name]:
         answers = model.run([u.audio for u in clips[task]], tasks=[task], options=options)
         pairs = [
             (u.labels[field], a[task].labels.get(field)) for u, a in zip(clips[task], answers, strict=True)
