@@ -167,9 +167,8 @@ class TrainConfig:
     """The optimisation loop. Stage 2 of OSUM by default: ASR+X with LoRA on a pretrained LLM."""
 
     init: str = "mini"  # preset name or checkpoint directory to start from
-    init_encoder: str = (
-        ""  # a model (checkpoint, export or preset; e.g. stage 1) whose encoder replaces the init model's
-    )
+    # a model (checkpoint, export or preset; e.g. stage 1) whose encoder replaces the init model's
+    init_encoder: str = ""
     out_dir: str = "exp/run"
     engine: str = "auto"  # auto | single | ddp | deepspeed (auto: ddp under torchrun, else single)
     deepspeed_stage: int = 2
