@@ -202,10 +202,6 @@ class AuxiliaryCTC(nn.Module):
     def model(self) -> OsumModel:
         return self.ctc.model
 
-    def head_parameters(self) -> dict[str, nn.Parameter]:
-        """The CTC head's parameters (see :meth:`CTCObjective.head_parameters`), by the same names."""
-        return self.ctc.head_parameters()
-
     def forward(self, batch: Batch, full_logits: bool = False) -> OsumOutput:
         """The LM pass's output with ``loss`` = LM loss + weight x CTC loss, and ``lm_loss`` the LM part."""
         if batch.transcript_ids is None or batch.transcript_lengths is None:

@@ -41,39 +41,36 @@ def set_trainable(model: OsumModel | WhisperTaskModel, modules: list[str]) -> li
         raise ConfigError("train.train_modules: 'decoder' already trains every token row; drop 'task_tokens'")
     for p in model.parameters():
         p.requires_grad_(False)
-    groups: dict[str, list[nn.Module]] = {"encoder": [model.encoder]}
-    if whisper:
-        d = model.decoder
-        groups.update(decoder=[d], decoder_layers=[d.layers, d.layer_norm, d.embed_positions])
-    else:
-        groups.update(adaptor=[model.adaptor], llm=[model.llm])
     for name in modules:
-        if "." in name:
-            try:
-                groups[name] = [model.get_submodule(name)]
-            except AttributeError:
-                raise ConfigError(f"train.train_modules: the model has no submodule {name!r}") from None
-        for module in groups.get(name, []):
-            for p in module.parameters():
-                p.requires_grad_(True)
+        for p in part_parameters(model, name, "train.train_modules"):
+            p.requires_grad_(True)
     if "task_tokens" in modules:
         _train_last_rows(model.decoder.embed_tokens.weight, len(whisper_task_tokens()))
-    if "speech_markers" in modules:
-        model.speech_bos.requires_grad_(True)
-        model.speech_eos.requires_grad_(True)
-    if "lora" in modules:
-        found = [p for n, p in model.llm.named_parameters() if "lora_" in n]
-        if not found:
-            raise ConfigError(
-                "train.train_modules has 'lora' but the model has no LoRA (lora.enabled is false)"
-            )
-        for p in found:
-            p.requires_grad_(True)
     model.encoder.embed_positions.weight.requires_grad_(False)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ConfigError("train.train_modules selects no parameters")
     return params
+
+
+def part_parameters(model: OsumModel | WhisperTaskModel, name: str, where: str) -> list[nn.Parameter]:
+    """The parameters of one part named as in :func:`set_trainable` (``where``: the config key, for errors)."""
+    if name == "speech_markers" and isinstance(model, OsumModel):
+        return [model.speech_bos, model.speech_eos]
+    if name == "lora" and isinstance(model, OsumModel):
+        found = [p for n, p in model.llm.named_parameters() if "lora_" in n]
+        if not found:
+            raise ConfigError(f"{where} has 'lora' but the model has no LoRA (lora.enabled is false)")
+        return found
+    if isinstance(model, WhisperTaskModel) and name in ("decoder_layers", "task_tokens"):
+        d = model.decoder
+        if name == "task_tokens":  # the whole table; only the tag rows get a gradient (_train_last_rows)
+            return [d.embed_tokens.weight]
+        return [p for m in (d.layers, d.layer_norm, d.embed_positions) for p in m.parameters()]
+    try:
+        return list(model.get_submodule(name).parameters())
+    except AttributeError:
+        raise ConfigError(f"{where}: the model has no submodule {name!r}") from None
 
 
 def _train_last_rows(table: nn.Parameter, n: int) -> None:
@@ -98,7 +95,11 @@ def param_groups(
     for name, scale in scales.items():
         if scale <= 0:
             raise ConfigError(f"train.lr_scales.{name} must be > 0, got {scale}")
-        own = [p for p in _part_parameters(model, name) if id(p) in trainable and id(p) not in taken]
+        own = [
+            p
+            for p in part_parameters(model, name, "train.lr_scales")
+            if id(p) in trainable and id(p) not in taken
+        ]
         if not own:
             raise ConfigError(
                 f"train.lr_scales: {name!r} has no trained parameter of its own (train.train_modules selects "
@@ -109,17 +110,6 @@ def param_groups(
     rest = [p for p in params if id(p) not in taken]
     # the unscaled group first: the logged learning rate is group 0's
     return ([{"params": rest, "lr": lr}] if rest else []) + groups
-
-
-def _part_parameters(model: OsumModel | WhisperTaskModel, name: str) -> list[nn.Parameter]:
-    if name == "speech_markers" and isinstance(model, OsumModel):
-        return [model.speech_bos, model.speech_eos]
-    if name == "lora":
-        return [p for n, p in model.named_parameters() if "lora_" in n]
-    try:
-        return list(model.get_submodule(name).parameters())
-    except AttributeError:
-        raise ConfigError(f"train.lr_scales: the model has no part {name!r}") from None
 
 
 def build_optimizer(params: list[nn.Parameter] | list[dict], cfg: TrainConfig) -> torch.optim.Optimizer:

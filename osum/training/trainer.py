@@ -86,8 +86,8 @@ class Trainer:
         params = set_trainable(model, cfg.train_modules)
         groups = param_groups(model, params, cfg.lr_scales, cfg.lr)
         self.objective = self._objective(model, ckpt, transcripts)
-        if isinstance(self.objective, (CTCObjective, AuxiliaryCTC)):
-            head = list(self.objective.head_parameters().values())
+        if self._ctc is not None:
+            head = list(self._ctc.head_parameters().values())
             params += head
             groups.append({"params": head, "lr": cfg.lr})
         if cfg.grad_checkpointing:
@@ -139,47 +139,54 @@ class Trainer:
             if data is not None
             for t in data.target_vocabulary(transcripts)
         }
-        torch.manual_seed(
-            cfg.seed
-        )  # the head's untrained parts: the same start, whatever ran before in this process
+        # the head's untrained parts: the same start, whatever ran before in this process
+        torch.manual_seed(cfg.seed)
         objective = CTCObjective(
             model, sorted(vocab) or None, cfg.ctc_norm_weight, cfg.ctc_cosine_scale, cfg.ctc_attribute_weight
         ).to(self.device)
-        # A resumed run continues its own head, strictly. A new run starts from its init's head when that has one
-        # (the pre-stage's blank, label classifiers ...); parts it lacks (e.g. classifiers switched on only now)
-        # start untrained.
+        # A resumed run continues its own head. A new run starts from its init's head when that has one (the
+        # pre-stage's blank, label classifiers ...); only label classifiers switched on now may be missing from it.
         if ckpt is not None:
-            self._load_head(objective, ckpt / CTC_HEAD_FILE, strict=True)
+            self._load_head(objective, ckpt / CTC_HEAD_FILE, new_run=False)
         elif (Path(cfg.init) / CTC_HEAD_FILE).is_file():
-            self._load_head(objective, Path(cfg.init) / CTC_HEAD_FILE, strict=False)
+            self._load_head(objective, Path(cfg.init) / CTC_HEAD_FILE, new_run=True)
         elif transcripts is not None:
             log.warning("%s has no %s: the auxiliary CTC head starts untrained", cfg.init, CTC_HEAD_FILE)
         return objective if transcripts is None else AuxiliaryCTC(objective, cfg.ctc_aux_weight)
 
     @staticmethod
-    def _load_head(objective: CTCObjective, head: Path, strict: bool) -> None:
-        """Set the CTC head's own parameters from a head file; ``strict``: each one must be there (a resume)."""
+    def _load_head(objective: CTCObjective, head: Path, new_run: bool) -> None:
+        """Set the CTC head's own parameters from a head file. Every one must be there, except, for a ``new_run``,
+        the label classifiers (``ctc_attribute_weight`` switched on after the run that wrote the file): those are
+        named and start untrained."""
         if not head.is_file():
-            if strict:
-                raise ConfigError(f"{head} is missing: a CTC run's checkpoint has one")
-            return
+            raise ConfigError(f"{head} is missing: a CTC run's checkpoint has one")
         saved = load_file(head)
         own = objective.head_parameters()
         missing = sorted(set(own) - set(saved))
-        if missing and strict:
+        fresh = [n for n in missing if n.startswith("attribute_heads.")] if new_run else []
+        if len(fresh) < len(missing):
             raise ConfigError(
-                f"{head} has no {', '.join(missing)}: it was saved with other train.ctc_* settings than this run's"
+                f"{head} has no {', '.join(n for n in missing if n not in fresh)}: it was saved with other "
+                "train.ctc_* settings than this run's"
             )
-        if missing:
-            log.info("%s has no %s: they start untrained", head, ", ".join(missing))
+        if fresh:
+            log.info("%s has no %s: they start untrained", head, ", ".join(fresh))
         for name, param in own.items():
-            if name not in saved:
+            if name in fresh:
                 continue
             if param.shape != saved[name].shape:
                 raise ConfigError(
                     f"{head}: {name} has shape {tuple(saved[name].shape)}, this run's {tuple(param.shape)}"
                 )
             param.data.copy_(saved[name])
+
+    @property
+    def _ctc(self) -> CTCObjective | None:
+        """The CTC objective whose head this run trains and saves (the pre-stage, or the auxiliary loss's)."""
+        if isinstance(self.objective, AuxiliaryCTC):
+            return self.objective.ctc
+        return self.objective if isinstance(self.objective, CTCObjective) else None
 
     def _own_rng(self, state: dict, ckpt: Path) -> dict:
         """This rank's RNG state from a checkpoint: each rank draws its own dropout masks."""
@@ -357,8 +364,8 @@ class Trainer:
                 self._save_weights(weights, folder)
             if self.engine.sharded:
                 shutil.move(staging, folder / SHARD_DIR)
-            ctc = self.objective.ctc if isinstance(self.objective, AuxiliaryCTC) else self.objective
-            if isinstance(ctc, CTCObjective):
+            ctc = self._ctc
+            if ctc is not None:
                 head = {n: p.detach().cpu().contiguous() for n, p in ctc.head_parameters().items()}
                 head["vocab"] = ctc.vocab.cpu()
                 head["cosine_scale"] = torch.tensor(float(ctc.cosine_scale))  # 0: dot product

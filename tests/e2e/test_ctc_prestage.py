@@ -131,7 +131,7 @@ def test_lm_stage_with_auxiliary_ctc_continues_the_pre_stage_head(corpus, tmp_pa
         return cfg
 
     trainer = Trainer(lm_config(tmp_path / "straight", 4))
-    own = trainer.objective.head_parameters()
+    own = trainer.objective.ctc.head_parameters()
     assert {n for n in own if n not in pre_head} == {
         f"attribute_heads.{n}.{p}" for n in LABEL_FIELDS for p in ("weight", "bias")
     }
@@ -166,7 +166,7 @@ def test_lm_stage_with_auxiliary_ctc_continues_the_pre_stage_head(corpus, tmp_pa
 def test_auxiliary_ctc_needs_an_osum_model_and_names_a_bad_lr_scale(corpus, tmp_path):
     with pytest.raises(ConfigError, match="lr_scales: 'encoder' has no trained parameter"):
         Trainer(run_config(corpus, tmp_path / "x", objective="lm", lr_scales={"encoder": 0.5}, max_steps=1))
-    with pytest.raises(ConfigError, match="lr_scales: the model has no part 'adapter'"):
+    with pytest.raises(ConfigError, match="lr_scales: the model has no submodule 'adapter'"):
         Trainer(run_config(corpus, tmp_path / "x", objective="lm", lr_scales={"adapter": 0.5}, max_steps=1))
     with pytest.raises(ConfigError, match=r"lr_scales\.adaptor must be > 0"):
         Trainer(run_config(corpus, tmp_path / "x", objective="lm", lr_scales={"adaptor": 0}, max_steps=1))
