@@ -25,10 +25,12 @@ def collate(
     pad_id: int = 0,
     attributes: Sequence[Sequence[int]] | None = None,
     transcripts: Sequence[Sequence[int]] | None = None,
+    target_weights: Sequence[Sequence[float]] | None = None,
 ) -> Batch:
     """feats: per utterance ``(T_i, M)``; ids: per utterance lists (targets already end with the end token);
     ``attributes``: per utterance class indices (:func:`osum.tasks.attribute_classes`), giving ``(B, F)``;
-    ``transcripts``: per utterance transcript ids (:class:`osum.model.codec.TranscriptCodec`) for a CTC loss.
+    ``transcripts``: per utterance transcript ids (:class:`osum.model.codec.TranscriptCodec`) for a CTC loss;
+    ``target_weights``: per utterance one loss weight per target id (``Batch.target_weights``, padded with 0).
 
     ``speech_tokens`` is filled from :func:`num_speech_tokens`, which the model checks against its own output.
     """
@@ -50,6 +52,13 @@ def collate(
         if len(transcripts) != len(feats):
             raise ValueError("collate needs one transcript per utterance")
         trans, trans_lengths = _pad_ids(transcripts, pad_id)
+    weights = None
+    if target_weights is not None:
+        if [len(w) for w in target_weights] != [len(t) for t in target_ids]:
+            raise ValueError("collate needs one weight per target id")
+        weights = torch.zeros(targets.shape, dtype=torch.float32)
+        for i, w in enumerate(target_weights):
+            weights[i, : len(w)] = torch.tensor(list(w), dtype=torch.float32)
     return Batch(
         out,
         lengths,
@@ -61,4 +70,5 @@ def collate(
         attrs,
         trans,
         trans_lengths,
+        weights,
     )

@@ -22,7 +22,7 @@ from osum.data.augment import spec_augment
 from osum.data.collate import collate
 from osum.data.manifest import Utterance, load_utterance_audio, read_any
 from osum.data.sampler import ItemInfo, filter_items, plan_epoch
-from osum.errors import OsumError
+from osum.errors import ConfigError, OsumError
 from osum.model.adaptor import num_speech_tokens
 from osum.model.codec import LLMCodec, TranscriptCodec, WhisperCodec
 from osum.model.osum import Batch
@@ -57,12 +57,21 @@ class TrainingData:
         codec: LLMCodec | WhisperCodec | TranscriptCodec,
         n_mels: int = 80,
         transcripts: TranscriptCodec | None = None,
+        label_weight: float = 1.0,
     ) -> None:
-        """``transcripts``: also give every batch the transcript ids (``Batch.transcript_ids``) of this codec."""
+        """``transcripts``: also give every batch the transcript ids (``Batch.transcript_ids``) of this codec.
+        ``label_weight`` != 1: training batches weight the label tags' tokens of the targets by it in the LM loss
+        (``Batch.target_weights``, :meth:`LLMCodec.label_token_mask`); evaluation batches stay unweighted."""
         if not entries:
             raise OsumError("no training data: set data.train to a list of {path, weight}")
+        if label_weight <= 0:
+            raise ConfigError(f"train.label_loss_weight must be > 0, got {label_weight}")
+        if label_weight != 1 and not isinstance(codec, LLMCodec):
+            raise ConfigError(
+                "train.label_loss_weight weights the LM targets of an OSUM model (train.objective=lm)"
+            )
         self.cfg, self.n_mels = cfg, n_mels
-        self.codec, self.transcripts = codec, transcripts
+        self.codec, self.transcripts, self.label_weight = codec, transcripts, label_weight
         self.weights = [e.weight for e in entries]
         self.utterances: list[Utterance] = []
         self.skipped: Counter = Counter()
@@ -127,6 +136,8 @@ class BatchSet(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> tuple[Batch | None, int]:
         d, cfg = self.data, self.data.cfg
         feats, prompts, targets, attributes, transcripts, bad = [], [], [], [], [], 0
+        weigh = self.train and d.label_weight != 1
+        weights: list[list[float]] = []
         for index in self.batches[i]:
             u = d.utterances[index]
             rng = random.Random(f"{cfg.seed}:{self.epoch}:{index}")
@@ -147,6 +158,9 @@ class BatchSet(torch.utils.data.Dataset):
             prompts.append(d.codec.prompt_ids(task, rng))
             targets.append(d.codec.target_ids(task, u.text, u.labels, u.words, u.answer))
             attributes.append(attribute_classes(u.labels))
+            if weigh:
+                mask = d.codec.label_token_mask(task, u.text, u.labels, u.words, u.answer)
+                weights.append([d.label_weight if m else 1.0 for m in mask])
             if d.transcripts is not None:
                 transcripts.append(d.transcripts.target_ids(task, u.text, u.labels, u.words, u.answer))
             feats.append(mel)
@@ -159,5 +173,6 @@ class BatchSet(torch.utils.data.Dataset):
             pad_id=d.codec.eos_id,
             attributes=attributes,
             transcripts=transcripts if d.transcripts is not None else None,
+            target_weights=weights if weigh else None,
         )
         return batch, bad

@@ -63,6 +63,27 @@ class LLMCodec:
     ) -> list[int]:
         return self.ids(task.target(text, labels, words, answer)) + [self.eos_id]
 
+    def label_token_mask(
+        self,
+        task: Task,
+        text: str | None,
+        labels: Mapping[str, str] | None = None,
+        words: Sequence[Word] | None = None,
+        answer: str | None = None,
+    ) -> list[bool]:
+        """One flag per id of :meth:`target_ids`: True where the token spells part of the label tags that end
+        the ASR+X target (``<male>``; a token merging the transcript's last character with ``<`` counts too),
+        False for the transcript, the answer and the end token. Used to weight the labels in the LM loss."""
+        target = task.target(text, labels, words, answer)
+        tags = "".join(f"<{v}>" for v in task.label_values(labels)) if task.label_fields else ""
+        if not target.endswith(tags):
+            raise TaskError(f"task {task.name!r}: its target does not end with its label tags {tags!r}")
+        start = len(target) - len(tags)
+        spans = self.tokenizer(target, add_special_tokens=False, return_offsets_mapping=True)[
+            "offset_mapping"
+        ]
+        return [bool(tags) and end > start for _, end in spans] + [False]
+
     def decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
 

@@ -42,6 +42,8 @@ class Batch:
     # (B, L2) / (B,) the transcripts' LLM ids alone, for a CTC loss beside the LM one (train.ctc_aux_weight)
     transcript_ids: torch.Tensor | None = None
     transcript_lengths: torch.Tensor | None = None
+    # (B, L) loss weight of each target token (train.label_loss_weight); None = every token weighs 1
+    target_weights: torch.Tensor | None = None
 
     def to(self, device: torch.device | str) -> Batch:
         moved = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in self.__dict__.items()}
@@ -50,7 +52,7 @@ class Batch:
 
 @dataclass
 class OsumOutput:
-    loss: torch.Tensor | None  # () mean cross-entropy over target tokens
+    loss: torch.Tensor | None  # () mean cross-entropy over target tokens (weighted by batch.target_weights)
     logits: torch.Tensor  # (B, S, V); (N, V) at the N scored positions when full_logits=False
     labels: torch.Tensor  # (B, S) IGNORE_INDEX outside targets (unshifted; HF shifts inside)
     attention_mask: torch.Tensor  # (B, S) 1 = valid
@@ -197,15 +199,23 @@ class OsumModel(nn.Module):
             output_hidden_states=output_hidden_states,
             use_cache=False,
         )
-        if full_logits:
+        weights = None if batch.target_weights is None else self._weights(batch, rows, labels)
+        if full_logits and weights is None:
             out = self.llm(labels=labels_t, **common)
             loss, logits, hidden = out.loss, out.logits, out.hidden_states
         else:
             lm = self.lm
             out = lm.model(**common)
             scored = labels_t[:, 1:] != IGNORE_INDEX  # position t predicts token t + 1
-            logits = lm.lm_head(out.last_hidden_state[:, :-1][scored])
-            loss = F.cross_entropy(logits.float(), labels_t[:, 1:][scored])
+            hidden_t = out.last_hidden_state[:, :-1]
+            logits = lm.lm_head(out.last_hidden_state if full_logits else hidden_t[scored])
+            picked = logits[:, :-1][scored] if full_logits else logits
+            losses = F.cross_entropy(picked.float(), labels_t[:, 1:][scored], reduction="none")  # (N,)
+            if weights is None:
+                loss = losses.mean()
+            else:
+                w = weights[:, 1:][scored]
+                loss = (losses * w).sum() / w.sum()
             hidden = out.hidden_states
         return OsumOutput(
             loss=loss,
@@ -216,6 +226,16 @@ class OsumModel(nn.Module):
             inputs_embeds=embeds,
             hidden_states=hidden,
         )
+
+    @staticmethod
+    def _weights(batch: Batch, rows: list[torch.Tensor], labels: list[torch.Tensor]) -> torch.Tensor:
+        """``batch.target_weights`` laid out like :meth:`_pad`'s right-padded labels -> ``(B, S)`` (1 elsewhere)."""
+        s = max(r.shape[0] for r in rows)
+        out = torch.ones(len(rows), s, device=rows[0].device)
+        for i, lab in enumerate(labels):
+            t = int(batch.target_lengths[i])
+            out[i, lab.shape[0] - t : lab.shape[0]] = batch.target_weights[i, :t].to(out)
+        return out
 
     def prefix_embeddings(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Left-padded [prompt, BOS, speech, EOS] -> (embeds ``(B, S, H)``, attention_mask ``(B, S)``)."""

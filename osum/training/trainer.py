@@ -78,7 +78,7 @@ class Trainer:
                 raise ConfigError("train.ctc_aux_weight needs an OSUM model (it scores the adaptor's frames)")
             transcripts = TranscriptCodec(codec, cfg.ctc_label_tags)
         n_mels = model.config.encoder.n_mels
-        self.data = TrainingData(run.data.train, run.data, codec, n_mels, transcripts)
+        self.data = TrainingData(run.data.train, run.data, codec, n_mels, transcripts, cfg.label_loss_weight)
         self.valid = (
             TrainingData(run.data.valid, run.data, codec, n_mels, transcripts) if run.data.valid else None
         )

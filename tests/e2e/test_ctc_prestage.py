@@ -177,7 +177,7 @@ def test_label_tags_end_the_ctc_targets_of_labelled_clips(corpus, tmp_path):
     tag; the LM stage without a CTC loss refuses the setting."""
     trainer = Trainer(run_config(corpus, tmp_path / "ctc", max_steps=2, save_every=2, ctc_label_tags=True))
     ids = trainer.osum.codec("en", False).ids
-    assert set(ids("<male><female>")) <= set(trainer.objective.vocab.tolist())
+    assert set(ids("<male>") + ids("<female>")) <= set(trainer.objective.vocab.tolist())
     batch, _ = trainer.data.batch_set(trainer.data.plan(0), epoch=0)[0]
     tails = {
         tuple(row[int(n) - len(ids("<male>")) : int(n)].tolist())
@@ -187,3 +187,28 @@ def test_label_tags_end_the_ctc_targets_of_labelled_clips(corpus, tmp_path):
     trainer.fit()
     with pytest.raises(ConfigError, match="ctc_label_tags shapes a CTC loss"):
         Trainer(run_config(corpus, tmp_path / "lm", objective="lm", ctc_label_tags=True, max_steps=1))
+
+
+def test_label_loss_weight_weights_the_tags_of_training_batches_only(corpus, tmp_path):
+    """train.label_loss_weight: training batches weight the label tags' tokens, validation batches stay plain (so
+    the valid loss compares across runs), and a CTC run, which has no LM targets, refuses it."""
+    cfg = run_config(
+        corpus, tmp_path / "lm", objective="lm", label_loss_weight=4.0, max_steps=2, save_every=2
+    )
+    cfg.data.valid = cfg.data.train
+    trainer = Trainer(cfg)
+    codec = trainer.osum.codec("en", False)
+    batch, _ = trainer.data.batch_set(trainer.data.plan(0), epoch=0)[0]
+    tagged = set()
+    for ids, w, n in zip(batch.target_ids, batch.target_weights, batch.target_lengths, strict=True):
+        heavy = [int(i) for i, x in zip(ids[: int(n)], w[: int(n)], strict=True) if x == 4.0]
+        assert set(w[: int(n)].tolist()) <= {1.0, 4.0}
+        tagged.add(codec.tokenizer.decode(heavy))
+    assert tagged & {"<male>", "<female>"} and "" in tagged, tagged  # gender clips and ASR clips
+    valid, _ = trainer.valid.batch_set(trainer.valid.plan(0), epoch=0, train=False)[0]
+    assert valid.target_weights is None
+    trainer.fit()
+    with pytest.raises(ConfigError, match="label_loss_weight weights the LM targets"):
+        Trainer(run_config(corpus, tmp_path / "ctc", label_loss_weight=4.0, max_steps=1))
+    with pytest.raises(ConfigError, match="label_loss_weight must be > 0"):
+        Trainer(run_config(corpus, tmp_path / "lm2", objective="lm", label_loss_weight=0.0, max_steps=1))

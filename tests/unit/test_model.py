@@ -149,6 +149,34 @@ def test_training_loss_path_equals_the_full_logits_loss(model):
     assert lean.logits.shape == (int(batch.target_lengths.sum()), VOCAB)
 
 
+def test_target_weights_give_the_weighted_mean_of_the_token_losses(model):
+    """train.label_loss_weight: Batch.target_weights (B, L) weight each target token's cross-entropy; both loss
+    paths agree, weights of 1 change nothing, and padding's weights are never read."""
+    batch = random_batch(**BATCH, vocab=VOCAB)
+    with torch.no_grad():
+        plain = model(batch).loss
+        per_token = [
+            F.cross_entropy(
+                model(row(batch, i)).logits[0, -int(batch.target_lengths[i]) - 1 : -1],
+                batch.target_ids[i, : int(batch.target_lengths[i])],
+                reduction="none",
+            )
+            for i in range(4)
+        ]
+        weights = torch.full(batch.target_ids.shape, 99.0)  # junk where a row has no target token
+        rows = [torch.linspace(1, 4, int(n)) for n in batch.target_lengths]
+        for i, w in enumerate(rows):
+            weights[i, : len(w)] = w
+        weighted = dataclasses.replace(batch, target_weights=weights)
+        full, lean = model(weighted), model(weighted, full_logits=False)
+        ones = model(dataclasses.replace(batch, target_weights=torch.ones_like(weights)), full_logits=False)
+    manual = sum((ce * w).sum() for ce, w in zip(per_token, rows, strict=True)) / sum(w.sum() for w in rows)
+    torch.testing.assert_close(full.loss, manual, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(lean.loss, manual, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(ones.loss, plain, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(full.loss, plain)
+
+
 def test_gradient_checkpointing_gives_the_same_gradients(model):
     batch = random_batch(**BATCH, vocab=VOCAB)
     grads = []
