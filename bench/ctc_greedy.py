@@ -1,11 +1,8 @@
-"""CTC-greedy WER (and label-tag accuracy) of a CTC pre-stage checkpoint on a test manifest: how far the adaptor
-alone has got.
+"""CTC-greedy WER of a CTC pre-stage checkpoint on a test manifest (how far the adaptor alone has got).
 
     .venv/bin/python bench/ctc_greedy.py exp/mini/ctc/checkpoints/step_00000500 data/synth/test.jsonl [--out x.json]
 
-Reads ``ctc_head.safetensors`` (blank, logit scale, scored token ids) beside the weights; writes {"wer", "n",
-"labels", "frame_norm", "embedding_norm", "examples"} as JSON. ``labels``: per label field, how often the greedy
-output's tag is the clip's label (a run with ``train.ctc_label_tags``; the tags are cut out before the WER).
+Reads ``ctc_head.safetensors`` (blank, logit scale, scored token ids) beside the weights; writes {"wer", "n", "frame_norm", "embedding_norm", "examples"} as JSON.
 """
 
 from __future__ import annotations
@@ -25,7 +22,6 @@ from osum.data.manifest import load_utterance_audio, read_any
 from osum.evaluation.metrics import word_errors
 from osum.evaluation.normalize import normalize_english
 from osum.model.ctc import CTCObjective
-from osum.tasks import get_task
 from osum.training.trainer import CTC_HEAD_FILE
 
 
@@ -53,7 +49,6 @@ def main() -> int:
     objective.eval()
     utts = [u for u in read_any(args.manifest, require_target=False) if u.text][: args.limit]
     refs, hyps, norms = [], [], []
-    labels: dict[str, list[int]] = {}  # field -> [right, clips]
     for start in range(0, len(utts), args.batch_size):
         chunk = utts[start : start + args.batch_size]
         feats = [log_mel_spectrogram(load_utterance_audio(u)) for u in chunk]
@@ -62,16 +57,8 @@ def main() -> int:
             ids = objective.greedy(batch)
             speech, lengths = model.model.encode_speech(batch.feats, batch.feat_lengths)
             norms += [float(speech[i, : int(n)].norm(dim=-1).mean()) for i, n in enumerate(lengths)]
-        for u, x in zip(chunk, ids, strict=True):
-            task = get_task(u.task)
-            text = model.tokenizer.decode(x)
-            parsed = task.parse(text)  # a labelled task's tags are cut out of the transcript
-            hyps.append(parsed.transcript or "" if task.label_fields else text)
-            refs.append(u.text)
-            for f in task.label_fields:
-                hits = labels.setdefault(f.name, [0, 0])
-                hits[0] += parsed.labels.get(f.name) == f.canonical((u.labels or {}).get(f.name))
-                hits[1] += 1
+        hyps += [model.tokenizer.decode(x) for x in ids]
+        refs += [u.text for u in chunk]
     counts = word_errors(refs, hyps, normalize_english)
     result = {
         "checkpoint": args.checkpoint,
@@ -79,7 +66,6 @@ def main() -> int:
         "n": len(refs),
         "wer": counts.rate,
         "counts": counts.to_dict(),
-        "labels": {name: {"n": n, "accuracy": right / n} for name, (right, n) in labels.items()},
         # what the LLM stage will read: the frames' mean norm against the embedding table's
         "frame_norm": sum(norms) / len(norms),
         "embedding_norm": float(objective.target_norm),

@@ -185,9 +185,6 @@ class TrainConfig:
     # objective=ctc: > 0 adds classifiers of the data's labels (gender, age, emotion, ...) on the mean adaptor frame
     # at this loss weight, so the frames keep who speaks as well as what is said (osum/model/ctc.py)
     ctc_attribute_weight: float = 0.0
-    # objective=ctc or ctc_aux_weight: the CTC target is the transcript followed by the example's label tags, as in
-    # its ASR+X target ("hello world<male>"), so the frames spell the labels in tokens the LLM can copy
-    ctc_label_tags: bool = False
     # objective=lm: > 0 adds the CTC pre-stage's loss (with the ctc_* settings above) on the adaptor's frames at
     # this weight, so an adaptor trained through the LLM keeps the words in its frames; the CTC head starts from
     # the init checkpoint's ctc_head.safetensors when it has one

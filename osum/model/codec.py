@@ -130,13 +130,10 @@ def whisper_task_tokens() -> list[str]:
 
 @dataclass(frozen=True)
 class TranscriptCodec:
-    """The CTC objectives' view of an example: no prompt, and the target is the transcript's LLM token ids
-    (normalised as in ASR+X targets, no end token). With ``label_tags`` the example's label tags follow, spelt as
-    in its ASR+X target (``"hello world<male>"``), so the CTC frames spell who speaks in tokens the LLM can copy.
-    An example with neither a transcript nor (tagged) labels gives ``[]``."""
+    """The CTC pre-stage's view of an example: no prompt, and the target is the transcript's LLM token ids alone
+    (normalised as in ASR+X targets, no label tags, no end token). Tasks without a transcript give ``[]``."""
 
     base: LLMCodec
-    label_tags: bool = False
 
     @property
     def eos_id(self) -> int:
@@ -160,6 +157,6 @@ class TranscriptCodec:
     ) -> list[int]:
         if words:
             text = " ".join(w.word for w in words)
-        body = normalize_text(text) if task.has_transcript and text else ""
-        tags = "".join(f"<{v}>" for v in task.label_values(labels)) if self.label_tags else ""
-        return self.base.ids(body + tags) if body + tags else []
+        if not task.has_transcript or not text:
+            return []
+        return self.base.ids(normalize_text(text))

@@ -67,16 +67,12 @@ class Trainer:
             self.osum.prompts = self.osum.prompts.updated(load_prompts(run.data.prompts))
         codec = self.osum.codec(run.data.prompt_language, run.data.random_prompt)
         transcripts = None  # the CTC loss's targets beside the LM's (train.ctc_aux_weight)
-        if cfg.ctc_label_tags and cfg.objective != "ctc" and cfg.ctc_aux_weight <= 0:
-            raise ConfigError(
-                "train.ctc_label_tags shapes a CTC loss: set train.objective=ctc or train.ctc_aux_weight"
-            )
         if cfg.objective == "ctc":
-            codec = TranscriptCodec(codec, cfg.ctc_label_tags)
+            codec = TranscriptCodec(codec)
         elif cfg.ctc_aux_weight > 0:
             if not isinstance(model, OsumModel):
                 raise ConfigError("train.ctc_aux_weight needs an OSUM model (it scores the adaptor's frames)")
-            transcripts = TranscriptCodec(codec, cfg.ctc_label_tags)
+            transcripts = TranscriptCodec(codec)
         n_mels = model.config.encoder.n_mels
         self.data = TrainingData(run.data.train, run.data, codec, n_mels, transcripts, cfg.label_loss_weight)
         self.valid = (

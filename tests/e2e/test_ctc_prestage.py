@@ -172,23 +172,6 @@ def test_auxiliary_ctc_needs_an_osum_model_and_names_a_bad_lr_scale(corpus, tmp_
         Trainer(run_config(corpus, tmp_path / "x", objective="lm", lr_scales={"adaptor": 0}, max_steps=1))
 
 
-def test_label_tags_end_the_ctc_targets_of_labelled_clips(corpus, tmp_path):
-    """train.ctc_label_tags: the pre-stage scores the tags' tokens, and a gender clip's CTC target ends with its
-    tag; the LM stage without a CTC loss refuses the setting."""
-    trainer = Trainer(run_config(corpus, tmp_path / "ctc", max_steps=2, save_every=2, ctc_label_tags=True))
-    ids = trainer.osum.codec("en", False).ids
-    assert set(ids("<male>") + ids("<female>")) <= set(trainer.objective.vocab.tolist())
-    batch, _ = trainer.data.batch_set(trainer.data.plan(0), epoch=0)[0]
-    tails = {
-        tuple(row[int(n) - len(ids("<male>")) : int(n)].tolist())
-        for row, n in zip(batch.target_ids, batch.target_lengths, strict=True)
-    }
-    assert tails & {tuple(ids("<male>")), tuple(ids("<female>"))}, tails
-    trainer.fit()
-    with pytest.raises(ConfigError, match="ctc_label_tags shapes a CTC loss"):
-        Trainer(run_config(corpus, tmp_path / "lm", objective="lm", ctc_label_tags=True, max_steps=1))
-
-
 def test_label_loss_weight_weights_the_tags_of_training_batches_only(corpus, tmp_path):
     """train.label_loss_weight: training batches weight the label tags' tokens, validation batches stay plain (so
     the valid loss compares across runs), and a CTC run, which has no LM targets, refuses it."""

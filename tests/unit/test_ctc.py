@@ -9,9 +9,8 @@ import torch.nn.functional as F
 
 import osum
 from osum.data.collate import collate
-from osum.model.codec import TranscriptCodec
 from osum.model.ctc import ATTRIBUTE_SCALE, CTCObjective
-from osum.tasks import LABEL_FIELDS, TaskError, attribute_classes, get_task
+from osum.tasks import LABEL_FIELDS, attribute_classes
 
 
 @pytest.fixture(scope="module")
@@ -131,39 +130,3 @@ def test_attribute_loss_reaches_the_adaptor(tiny):
         objective.attribute_heads["gender"].weight.grad is None
         or not objective.attribute_heads["gender"].weight.grad.any()
     )
-
-
-def test_transcript_codec_can_end_the_ctc_target_with_the_label_tags(tiny):
-    """train.ctc_label_tags: the CTC target is the transcript and then the clip's tags, spelt as in its ASR+X
-    target, so the frames spell the labels in the tokens the LLM writes."""
-    plain = TranscriptCodec(tiny.codec("en", False))
-    tagged = TranscriptCodec(tiny.codec("en", False), label_tags=True)
-    ids = plain.base.ids
-    sgc, asr = get_task("sgc"), get_task("asr")
-    assert plain.target_ids(sgc, "Hello world", {"gender": "Male"}) == ids("hello world")
-    assert tagged.target_ids(sgc, "Hello world", {"gender": "Male"}) == ids("hello world<male>")
-    assert tagged.target_ids(sgc, "Hello world", {"gender": "male"}) == ids(
-        sgc.target("Hello world", {"gender": "male"})
-    )
-    assert tagged.target_ids(asr, "Hello world") == ids("hello world")  # no label field, no tag
-    assert tagged.target_ids(get_task("age_gender"), None, {"age": "old", "gender": "female"}) == ids(
-        "<old><female>"
-    )
-    assert tagged.target_ids(asr, "") == [] and plain.target_ids(get_task("age_gender"), None, {}) == []
-    with pytest.raises(TaskError, match="label 'gender' is missing"):
-        tagged.target_ids(sgc, "Hello world", {})
-
-
-def test_label_token_mask_marks_the_tags_that_end_the_target(tiny):
-    """train.label_loss_weight weights these tokens: the tags of an ASR+X target, not its transcript or end."""
-    codec = tiny.codec("en", False)
-    sgc = get_task("sgc")
-    ids = codec.target_ids(sgc, "Hello world", {"gender": "male"})
-    mask = codec.label_token_mask(sgc, "Hello world", {"gender": "male"})
-    assert len(mask) == len(ids) and mask[-1] is False  # the end token
-    tagged = [i for i, m in zip(ids, mask, strict=True) if m]
-    assert codec.ids("hello world") + tagged + [codec.eos_id] == ids
-    assert codec.tokenizer.decode(tagged) == "<male>"
-    assert not any(codec.label_token_mask(get_task("asr"), "Hello world"))
-    both = codec.label_token_mask(get_task("age_gender"), None, {"age": "old", "gender": "female"})
-    assert all(both[:-1]) and not both[-1]
