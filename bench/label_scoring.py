@@ -1,0 +1,92 @@
+"""Teacher-forced label accuracy: does the model prefer the right label tag, given the true transcript?
+
+    .venv/bin/python bench/label_scoring.py CHECKPOINT_OR_MODEL TEST.jsonl [--tasks sgc,sap] [--out x.json]
+
+For each clip of the given tasks, the ASR+X target is written once with every value of the task's label field
+(``"transcript<male>"``, ``"transcript<female>"``) and scored with one teacher-forced pass each, under the
+task's first prompt; the value whose target has the highest log-likelihood is the answer. Unlike ``osum eval``
+it needs no generation, so it is cheap enough to run on checkpoints during training, and it reads the speaker
+apart from the transcript's errors. Prints and writes {task: {"n", "accuracy", "confusion"}} as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+import osum
+from osum.data.audio import log_mel_spectrogram
+from osum.data.collate import collate
+from osum.data.manifest import load_utterance_audio, read_any
+from osum.model.osum import IGNORE_INDEX
+from osum.tasks import get_task
+
+
+def target_log_likelihoods(model: osum.Osum, wave: torch.Tensor, task_name: str, targets: list[list[int]]):
+    """One clip, several candidate target id lists -> their summed log-probabilities ``(C,)``."""
+    task = get_task(task_name)
+    codec = model.codec(random_prompt=False)
+    mel = log_mel_spectrogram(wave, model.config.encoder.n_mels)
+    n = len(targets)
+    batch = collate([mel] * n, [codec.prompt_ids(task)] * n, targets, pad_id=codec.eos_id)
+    out = model.model(batch)
+    logp = F.log_softmax(out.logits[:, :-1].float(), dim=-1)
+    labels = out.labels[:, 1:]
+    scored = labels != IGNORE_INDEX
+    picked = logp.gather(-1, labels.clamp_min(0)[..., None])[..., 0] * scored
+    return picked.sum(-1)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("model", help="a checkpoint, export or preset that osum.load reads (an OSUM model)")
+    p.add_argument("manifest")
+    p.add_argument("--tasks", default="sgc,sap", help="comma-separated tasks with one label field each")
+    p.add_argument("--out")
+    args = p.parse_args()
+    model = osum.load(args.model, device="cpu", dtype="float32")
+    if model.config.architecture == "whisper":
+        raise SystemExit("label_scoring.py scores OSUM (LLM) models; this is a Whisper stage-1 model")
+    codec = model.codec(random_prompt=False)
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    result = {}
+    for name in tasks:
+        task = get_task(name)
+        if len(task.label_fields) != 1:
+            raise SystemExit(f"--tasks: {name!r} has {len(task.label_fields)} label fields, this scores one")
+        field = task.label_fields[0]
+        utts = [u for u in read_any(args.manifest, require_target=False) if u.task == task.name]
+        right, confusion = 0, Counter()
+        for u in utts:
+            truth = field.canonical((u.labels or {}).get(field.name))
+            if truth is None:
+                continue
+            candidates = [codec.target_ids(task, u.text, {field.name: v}) for v in field.values]
+            with torch.inference_mode():
+                scores = target_log_likelihoods(model, load_utterance_audio(u), task.name, candidates)
+            guess = field.values[int(scores.argmax())]
+            right += guess == truth
+            confusion[f"{truth}->{guess}"] += 1
+        n = sum(confusion.values())
+        result[task.name] = {
+            "n": n,
+            "accuracy": right / n if n else None,
+            "confusion": dict(sorted(confusion.items())),
+        }
+    text = json.dumps(
+        {"model": args.model, "manifest": args.manifest, "tasks": result}, indent=2, ensure_ascii=False
+    )
+    if args.out:
+        Path(args.out).write_text(text + "\n", encoding="utf-8")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
