@@ -189,8 +189,8 @@ class TrainConfig:
     # this weight, so an adaptor trained through the LLM keeps the words in its frames; the CTC head starts from
     # the init checkpoint's ctc_head.safetensors when it has one
     ctc_aux_weight: float = 0.0
-    # > 1 weights the label tags' tokens of the ASR+X targets (<male>, <happy>, ...) by this in the LM loss: a
-    # clip's label is ~1 token beside ~20 of transcript, so unweighted it steers ~1% of the loss
+    # != 1 weights the label tags' tokens of the ASR+X targets (<male>, <happy>, ...) by this in the LM loss of
+    # training batches (a clip's tag is ~3 tokens beside ~20 of transcript); 10 did not help the mini recipe
     label_loss_weight: float = 1.0
     lr: float = 5e-5
     # learning-rate multipliers by trained part (a train_modules name or submodule path), e.g. {adaptor: 0.2}
