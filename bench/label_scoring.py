@@ -18,29 +18,27 @@ from collections import Counter
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 import osum
 from osum.data.audio import log_mel_spectrogram
 from osum.data.collate import collate
 from osum.data.manifest import load_utterance_audio, read_any
-from osum.model.osum import IGNORE_INDEX
-from osum.tasks import get_task
+from osum.model.codec import LLMCodec
+from osum.tasks import Task, get_task
 
 
-def target_log_likelihoods(model: osum.Osum, wave: torch.Tensor, task_name: str, targets: list[list[int]]):
+def target_log_likelihoods(
+    model: osum.Osum, codec: LLMCodec, task: Task, wave: torch.Tensor, targets: list[list[int]]
+) -> torch.Tensor:
     """One clip, several candidate target id lists -> their summed log-probabilities ``(C,)``."""
-    task = get_task(task_name)
-    codec = model.codec(random_prompt=False)
     mel = log_mel_spectrogram(wave, model.config.encoder.n_mels)
     n = len(targets)
     batch = collate([mel] * n, [codec.prompt_ids(task)] * n, targets, pad_id=codec.eos_id)
-    out = model.model(batch)
-    logp = F.log_softmax(out.logits[:, :-1].float(), dim=-1)
-    labels = out.labels[:, 1:]
-    scored = labels != IGNORE_INDEX
-    picked = logp.gather(-1, labels.clamp_min(0)[..., None])[..., 0] * scored
-    return picked.sum(-1)
+    # logits (N, V) at the N target positions, row by row: the ids below in the same order
+    logits = model.model(batch, full_logits=False).logits.float()
+    ids = torch.tensor([t for row in targets for t in row])
+    picked = logits.log_softmax(-1).gather(-1, ids[:, None])[:, 0]
+    return torch.stack([part.sum() for part in picked.split([len(t) for t in targets])])
 
 
 def main() -> int:
@@ -69,7 +67,7 @@ def main() -> int:
                 continue
             candidates = [codec.target_ids(task, u.text, {field.name: v}) for v in field.values]
             with torch.inference_mode():
-                scores = target_log_likelihoods(model, load_utterance_audio(u), task.name, candidates)
+                scores = target_log_likelihoods(model, codec, task, load_utterance_audio(u), candidates)
             guess = field.values[int(scores.argmax())]
             right += guess == truth
             confusion[f"{truth}->{guess}"] += 1

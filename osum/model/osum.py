@@ -199,22 +199,24 @@ class OsumModel(nn.Module):
             output_hidden_states=output_hidden_states,
             use_cache=False,
         )
-        weights = None if batch.target_weights is None else self._weights(batch, rows, labels)
-        if full_logits and weights is None:
+        if full_logits and batch.target_weights is None:
             out = self.llm(labels=labels_t, **common)
             loss, logits, hidden = out.loss, out.logits, out.hidden_states
         else:
             lm = self.lm
             out = lm.model(**common)
             scored = labels_t[:, 1:] != IGNORE_INDEX  # position t predicts token t + 1
-            hidden_t = out.last_hidden_state[:, :-1]
-            logits = lm.lm_head(out.last_hidden_state if full_logits else hidden_t[scored])
-            picked = logits[:, :-1][scored] if full_logits else logits
-            losses = F.cross_entropy(picked.float(), labels_t[:, 1:][scored], reduction="none")  # (N,)
-            if weights is None:
-                loss = losses.mean()
+            if full_logits:
+                logits = lm.lm_head(out.last_hidden_state)
+                picked = logits[:, :-1][scored]
             else:
-                w = weights[:, 1:][scored]
+                picked = logits = lm.lm_head(out.last_hidden_state[:, :-1][scored])
+            losses = F.cross_entropy(picked.float(), labels_t[:, 1:][scored], reduction="none")  # (N,)
+            if batch.target_weights is None:
+                loss = losses.mean()
+            else:  # the scored positions are every row's target tokens, row by row, in order
+                w = torch.cat([batch.target_weights[i, : int(n)] for i, n in enumerate(batch.target_lengths)])
+                w = w.to(losses)
                 loss = (losses * w).sum() / w.sum()
             hidden = out.hidden_states
         return OsumOutput(
@@ -226,16 +228,6 @@ class OsumModel(nn.Module):
             inputs_embeds=embeds,
             hidden_states=hidden,
         )
-
-    @staticmethod
-    def _weights(batch: Batch, rows: list[torch.Tensor], labels: list[torch.Tensor]) -> torch.Tensor:
-        """``batch.target_weights`` laid out like :meth:`_pad`'s right-padded labels -> ``(B, S)`` (1 elsewhere)."""
-        s = max(r.shape[0] for r in rows)
-        out = torch.ones(len(rows), s, device=rows[0].device)
-        for i, lab in enumerate(labels):
-            t = int(batch.target_lengths[i])
-            out[i, lab.shape[0] - t : lab.shape[0]] = batch.target_weights[i, :t].to(out)
-        return out
 
     def prefix_embeddings(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Left-padded [prompt, BOS, speech, EOS] -> (embeds ``(B, S, H)``, attention_mask ``(B, S)``)."""
