@@ -6,7 +6,9 @@ For each clip of the given tasks, the ASR+X target is written once with every va
 (``"transcript<male>"``, ``"transcript<female>"``) and scored with one teacher-forced pass each, under the
 task's first prompt; the value whose target has the highest log-likelihood is the answer. Unlike ``osum eval``
 it needs no generation, so it is cheap enough to run on checkpoints during training, and it reads the speaker
-apart from the transcript's errors. Prints and writes {task: {"n", "accuracy", "confusion"}} as JSON.
+apart from the transcript's errors. A model with label tokens (``adaptor.label_tokens``) also gets the accuracy of
+their classifiers alone (``classifier_accuracy``): what the LLM could copy. Prints and writes
+{task: {"n", "accuracy", "confusion"[, "classifier_accuracy"]}} as JSON.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from osum.data.audio import log_mel_spectrogram
 from osum.data.collate import collate
 from osum.data.manifest import load_utterance_audio, read_any
 from osum.model.codec import LLMCodec
-from osum.tasks import Task, get_task
+from osum.tasks import LABEL_FIELDS, Task, get_task
 
 
 def target_log_likelihoods(
@@ -39,6 +41,15 @@ def target_log_likelihoods(
     ids = torch.tensor([t for row in targets for t in row])
     picked = logits.log_softmax(-1).gather(-1, ids[:, None])[:, 0]
     return torch.stack([part.sum() for part in picked.split([len(t) for t in targets])])
+
+
+def classifier_guess(model: osum.Osum, wave: torch.Tensor, field: str) -> str | None:
+    """The label tokens' classifier's answer for one clip's ``field``; None for a model without them."""
+    if model.model.label_tokens is None:
+        return None
+    mel = log_mel_spectrogram(wave, model.config.encoder.n_mels)
+    logits = model.model.encode(mel[None], torch.tensor([mel.shape[0]])).label_logits[field]
+    return LABEL_FIELDS[field].values[int(logits[0].argmax())]
 
 
 def main() -> int:
@@ -60,14 +71,16 @@ def main() -> int:
             raise SystemExit(f"--tasks: {name!r} has {len(task.label_fields)} label fields, this scores one")
         field = task.label_fields[0]
         utts = [u for u in read_any(args.manifest, require_target=False) if u.task == task.name]
-        right, confusion = 0, Counter()
+        right, head_right, confusion = 0, 0, Counter()
         for u in utts:
             truth = field.canonical((u.labels or {}).get(field.name))
             if truth is None:
                 continue
             candidates = [codec.target_ids(task, u.text, {field.name: v}) for v in field.values]
+            wave = load_utterance_audio(u)
             with torch.inference_mode():
-                scores = target_log_likelihoods(model, codec, task, load_utterance_audio(u), candidates)
+                scores = target_log_likelihoods(model, codec, task, wave, candidates)
+                head_right += classifier_guess(model, wave, field.name) == truth
             guess = field.values[int(scores.argmax())]
             right += guess == truth
             confusion[f"{truth}->{guess}"] += 1
@@ -77,6 +90,8 @@ def main() -> int:
             "accuracy": right / n if n else None,
             "confusion": dict(sorted(confusion.items())),
         }
+        if model.model.label_tokens is not None and n:
+            result[task.name]["classifier_accuracy"] = head_right / n
     text = json.dumps(
         {"model": args.model, "manifest": args.manifest, "tasks": result}, indent=2, ensure_ascii=False
     )

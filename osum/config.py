@@ -44,6 +44,9 @@ class AdaptorConfig:
     ffn_dim: int = 2560
     dropout: float = 0.1
     max_positions: int = 5000
+    # not in OSUM: one soft token per label field after the speech, from classifiers on the pooled encoder
+    # frames (osum/model/label_tokens.py); train.label_tokens adds them to a model that has none
+    label_tokens: bool = False
 
 
 @dataclass
@@ -157,6 +160,10 @@ class DataConfig:
     # A prompt YAML {task: {lang: [prompt, ...]}}: these replace the model's prompts of those tasks and languages
     # while training, and are saved with every checkpoint, so inference uses them by default. "" = keep them.
     prompts: str = ""
+    # label field -> key of the manifests' ``extra`` (e.g. {gender: voice_gender}): a clip without a label of
+    # that field gets this value as the label of the auxiliary classifiers (label tokens, CTC classifiers), never
+    # as an LM target
+    extra_labels: dict[str, str] = field(default_factory=dict)
     num_workers: int = 2
     on_error: str = "skip"  # bad manifest lines / unreadable audio: "skip" (count and go on) or "raise"
     seed: int = 7890
@@ -192,6 +199,10 @@ class TrainConfig:
     # != 1 weights the label tags' tokens of the ASR+X targets (<male>, <happy>, ...) by this in the LM loss of
     # training batches (a clip's tag is ~3 tokens beside ~20 of transcript); 10 did not help the mini recipe
     label_loss_weight: float = 1.0
+    # add the label tokens (adaptor.label_tokens, osum/model/label_tokens.py) to an init model without them: their
+    # classifiers start untrained and their class vectors at the LLM's embeddings of the class names; train them
+    # with train_modules [..., label_tokens]
+    label_tokens: bool = False
     lr: float = 5e-5
     # learning-rate multipliers by trained part (a train_modules name or submodule path), e.g. {adaptor: 0.2}
     lr_scales: dict[str, float] = field(default_factory=dict)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import random
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import soundfile as sf
 import torch
@@ -26,7 +26,7 @@ from osum.errors import ConfigError, OsumError
 from osum.model.adaptor import num_speech_tokens
 from osum.model.codec import LLMCodec, TranscriptCodec, WhisperCodec
 from osum.model.osum import Batch
-from osum.tasks import attribute_classes, get_task
+from osum.tasks import LABEL_FIELDS, attribute_classes, get_task
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,11 @@ class TrainingData:
             raise ConfigError(
                 "train.label_loss_weight weights the LM targets of an OSUM model (train.objective=lm)"
             )
+        unknown = sorted(set(cfg.extra_labels) - set(LABEL_FIELDS))
+        if unknown:
+            raise ConfigError(
+                f"data.extra_labels: {unknown} are not label fields; choose from {list(LABEL_FIELDS)}"
+            )
         self.cfg, self.n_mels = cfg, n_mels
         self.codec, self.transcripts, self.label_weight = codec, transcripts, label_weight
         self.weights = [e.weight for e in entries]
@@ -81,6 +86,7 @@ class TrainingData:
             reader = read_any(entry.path, on_error=cfg.on_error)
             for u in reader:
                 task = get_task(u.task)
+                self.auxiliary_labels(u)  # a bad extra label is named now, not mid-run
                 try:
                     seconds = utterance_seconds(u)
                 except (RuntimeError, OSError, sf.LibsndfileError) as exc:
@@ -106,6 +112,23 @@ class TrainingData:
                 f"no usable utterances in {[e.path for e in entries]} (dropped: {dict(self.skipped)})"
             )
         log.info("training data: %d utterances kept, dropped %s", len(self.items), dict(self.skipped))
+
+    def auxiliary_labels(self, u: Utterance) -> Mapping[str, str]:
+        """The labels of ``u`` for the auxiliary classifiers: its own, plus ``data.extra_labels``' fields it lacks,
+        read from its ``extra``. A value the field does not know is an error naming the clip."""
+        if not self.cfg.extra_labels:
+            return u.labels
+        labels = dict(u.labels)
+        for name, key in self.cfg.extra_labels.items():
+            if name in labels or key not in u.extra:
+                continue
+            if LABEL_FIELDS[name].canonical(u.extra[key]) is None:
+                raise OsumError(
+                    f"{u.key}: extra.{key} = {u.extra[key]!r} (data.extra_labels.{name}) is not a {name} label; "
+                    f"choose from {list(LABEL_FIELDS[name].values)}"
+                )
+            labels[name] = u.extra[key]
+        return labels
 
     def target_vocabulary(self, codec: LLMCodec | WhisperCodec | TranscriptCodec | None = None) -> set[int]:
         """Every token id of the kept utterances' targets under ``codec`` (default: the data's own), e.g. the
@@ -157,7 +180,7 @@ class BatchSet(torch.utils.data.Dataset):
             task = get_task(u.task)
             prompts.append(d.codec.prompt_ids(task, rng))
             targets.append(d.codec.target_ids(task, u.text, u.labels, u.words, u.answer))
-            attributes.append(attribute_classes(u.labels))
+            attributes.append(attribute_classes(d.auxiliary_labels(u)))
             if weigh:
                 mask = d.codec.label_token_mask(task, u.text, u.labels, u.words, u.answer)
                 weights.append([d.label_weight if m else 1.0 for m in mask])

@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from osum.model.label_tokens import LabelTokens
 from osum.model.osum import Batch, OsumModel, OsumOutput
 from osum.tasks import LABEL_FIELDS
 
@@ -48,6 +49,9 @@ class CTCOutput:
     log_probs: torch.Tensor  # (B, T, K + 1) over the scored vocabulary; the last class is the blank
     lengths: torch.Tensor  # (B,) valid speech frames
     attribute_loss: torch.Tensor | None = None  # () the label classifiers' cross-entropy (unweighted), if any
+    label_loss: torch.Tensor | None = (
+        None  # () the model's label tokens' classifier loss (in ``loss``), if any
+    )
 
 
 class CTCObjective(nn.Module):
@@ -93,9 +97,17 @@ class CTCObjective(nn.Module):
         self.register_buffer("index", index, persistent=False)  # (V,) token id -> class, -1 = not scored
 
     def forward(self, batch: Batch, full_logits: bool = False) -> CTCOutput:
-        """``batch.target_ids`` (B, L) are transcript ids (see :class:`osum.model.codec.TranscriptCodec`)."""
-        speech, lengths = self.model.encode_speech(batch.feats, batch.feat_lengths)  # (B, T, H), (B,)
-        return self.score(speech, lengths, batch.target_ids, batch.target_lengths, batch.attributes)
+        """``batch.target_ids`` (B, L) are transcript ids (see :class:`osum.model.codec.TranscriptCodec`). A model
+        with label tokens also trains their classifiers here (they read the encoder, not the adaptor)."""
+        speech = self.model.encode(batch.feats, batch.feat_lengths)
+        out = self.score(
+            speech.frames, speech.lengths, batch.target_ids, batch.target_lengths, batch.attributes
+        )
+        if speech.label_logits is not None and batch.attributes is not None:
+            out.label_loss = LabelTokens.loss(speech.label_logits, batch.attributes)
+            if out.label_loss is not None:
+                out.loss = out.loss + out.label_loss
+        return out
 
     def score(
         self,
@@ -206,9 +218,12 @@ class AuxiliaryCTC(nn.Module):
         """The LM pass's output with ``loss`` = LM loss + weight x CTC loss, and ``lm_loss`` the LM part."""
         if batch.transcript_ids is None or batch.transcript_lengths is None:
             raise ValueError("train.ctc_aux_weight needs batches with transcript_ids (see AuxiliaryCTC)")
-        speech = self.model.encode_speech(batch.feats, batch.feat_lengths)
+        speech = self.model.encode(batch.feats, batch.feat_lengths)
         out = self.model(batch, full_logits=full_logits, speech=speech)
-        aux = self.ctc.score(*speech, batch.transcript_ids, batch.transcript_lengths, batch.attributes)
-        out.lm_loss = out.loss
+        aux = self.ctc.score(
+            speech.frames, speech.lengths, batch.transcript_ids, batch.transcript_lengths, batch.attributes
+        )
+        if out.lm_loss is None:
+            out.lm_loss = out.loss
         out.loss = out.loss + self.weight * aux.loss
         return out

@@ -4,7 +4,8 @@ Dimension legend: B batch, T mel frames, M mel bins, T2 speech tokens, P prompt 
 S LLM sequence length, H LLM width, V vocabulary.
 
 There is no chat template (as in OSUM): the LLM input is ``embed(prompt)``, a learned speech-BOS vector, the adaptor
-output, a learned speech-EOS vector, then (training) ``embed(target)`` whose last token is the LLM's end token.
+output (followed by one soft token per label field when ``adaptor.label_tokens`` is set; not in OSUM), a learned
+speech-EOS vector, then (training) ``embed(target)`` whose last token is the LLM's end token.
 The loss covers the target tokens only. Each row is laid out contiguously and padded at one end (right for
 training, left for generation), with position ids counting valid tokens only, so a padded batch gives every
 utterance the result it gets alone.
@@ -21,6 +22,7 @@ from torch import nn
 from osum.config import ModelConfig
 from osum.model.adaptor import Adaptor, num_speech_tokens
 from osum.model.encoder import WhisperEncoder
+from osum.model.label_tokens import LabelTokens
 from osum.model.llm import build_llm, causal_lm
 
 IGNORE_INDEX = -100
@@ -37,7 +39,8 @@ class Batch:
     target_ids: torch.Tensor  # (B, L) padded with anything
     target_lengths: torch.Tensor  # (B,)
     speech_tokens: torch.Tensor | None = None  # (B,) from the collator; checked against the model's own count
-    # (B, F) class index per field of osum.tasks.LABEL_FIELDS, -1 = no label (read by the CTC objectives only)
+    # (B, F) class index per field of osum.tasks.LABEL_FIELDS, -1 = no label (read by the auxiliary classifiers:
+    # label tokens, CTC objectives)
     attributes: torch.Tensor | None = None
     # (B, L2) / (B,) the transcripts' LLM ids alone, for a CTC loss beside the LM one (train.ctc_aux_weight)
     transcript_ids: torch.Tensor | None = None
@@ -60,6 +63,17 @@ class OsumOutput:
     inputs_embeds: torch.Tensor  # (B, S, H)
     hidden_states: tuple[torch.Tensor, ...] | None = None  # per layer (B, S, H) when asked for
     lm_loss: torch.Tensor | None = None  # () the LM part of ``loss`` when an auxiliary loss is added to it
+    label_loss: torch.Tensor | None = None  # () the label tokens' classifier loss (in ``loss``), if any
+
+
+@dataclass
+class SpeechEncoding:
+    """What the speech path gives the LLM for a batch."""
+
+    frames: torch.Tensor  # (B, T2, H) adaptor output
+    lengths: torch.Tensor  # (B,) valid speech tokens
+    label_logits: dict[str, torch.Tensor] | None = None  # {field: (B, C)} with adaptor.label_tokens
+    label_tokens: torch.Tensor | None = None  # (B, F, H) the soft label tokens after the speech
 
 
 class OsumModel(nn.Module):
@@ -72,7 +86,21 @@ class OsumModel(nn.Module):
         self.adaptor = Adaptor(config.adaptor, config.encoder.d_model, config.llm.hidden_size)
         self.speech_bos = nn.Parameter(torch.randn(config.llm.hidden_size) * 0.02)
         self.speech_eos = nn.Parameter(torch.randn(config.llm.hidden_size) * 0.02)
+        self.label_tokens: LabelTokens | None = None
+        if config.adaptor.label_tokens:
+            self.label_tokens = LabelTokens(config.encoder.d_model, config.llm.hidden_size)
         self.llm = build_llm(config.llm, config.lora, dtype)
+
+    def add_label_tokens(self) -> LabelTokens:
+        """Give a model built without them its label tokens (untrained, on the adaptor's device) and record
+        that in its config, so the checkpoints it saves build them again."""
+        if self.label_tokens is None:
+            device = self.speech_bos.device
+            self.label_tokens = LabelTokens(self.config.encoder.d_model, self.config.llm.hidden_size).to(
+                device
+            )
+            self.config.adaptor.label_tokens = True
+        return self.label_tokens
 
     def after_meta_load(self) -> None:
         """After ``load_state_dict(assign=True)`` into a meta-device build: rebuild fixed tables, re-tie weights."""
@@ -95,6 +123,8 @@ class OsumModel(nn.Module):
         self.llm.to(device=device, dtype=llm_dtype or self.llm_dtype)
         self.encoder.to(device=device, dtype=torch.float32)
         self.adaptor.to(device=device, dtype=torch.float32)
+        if self.label_tokens is not None:
+            self.label_tokens.to(device=device, dtype=torch.float32)
         for marker in (self.speech_bos, self.speech_eos):
             marker.data = marker.data.to(device=device, dtype=torch.float32)
 
@@ -111,10 +141,8 @@ class OsumModel(nn.Module):
         """ids ``(...,)`` -> ``(..., H)``."""
         return self.lm.get_input_embeddings()(ids)
 
-    def encode_speech(
-        self, feats: torch.Tensor, feat_lengths: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """feats ``(B, T, M)``, lengths ``(B,)`` -> (speech ``(B, T2, H)``, speech lengths ``(B,)``)."""
+    def encode(self, feats: torch.Tensor, feat_lengths: torch.Tensor) -> SpeechEncoding:
+        """feats ``(B, T, M)``, lengths ``(B,)`` -> the adaptor's frames (and the label tokens, if any)."""
         enc, enc_lengths = self.encoder(feats, feat_lengths)
         speech, speech_lengths = self.adaptor(enc, enc_lengths)
         expected = num_speech_tokens(feat_lengths)
@@ -122,12 +150,23 @@ class OsumModel(nn.Module):
             raise RuntimeError(
                 f"speech token count {speech_lengths.tolist()} != num_speech_tokens {expected.tolist()}"
             )
-        return speech, speech_lengths
+        if self.label_tokens is None:
+            return SpeechEncoding(speech, speech_lengths)
+        logits, tokens = self.label_tokens(enc.float(), enc_lengths)
+        return SpeechEncoding(speech, speech_lengths, logits, tokens)
+
+    def encode_speech(
+        self, feats: torch.Tensor, feat_lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """feats ``(B, T, M)``, lengths ``(B,)`` -> (speech ``(B, T2, H)``, speech lengths ``(B,)``)."""
+        enc = self.encode(feats, feat_lengths)
+        return enc.frames, enc.lengths
 
     def _rows(
-        self, batch: Batch, speech: torch.Tensor, speech_lengths: torch.Tensor, with_targets: bool
+        self, batch: Batch, speech: SpeechEncoding, with_targets: bool
     ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        """Per-row embeddings ``(S_i, H)`` and labels ``(S_i,)`` of [prompt, BOS, speech, EOS, (target)]."""
+        """Per-row embeddings ``(S_i, H)`` and labels ``(S_i,)`` of [prompt, BOS, speech, (label tokens), EOS,
+        (target)]."""
         dtype = self.llm_dtype
         bos, eos = self.speech_bos.to(dtype)[None], self.speech_eos.to(dtype)[None]
         # One embedding call per batch, not per row: ZeRO-3 gathers weights on every module call, so ranks
@@ -135,11 +174,14 @@ class OsumModel(nn.Module):
         prompt_emb = self.embed_tokens(batch.prompt_ids)
         target_emb = self.embed_tokens(batch.target_ids) if with_targets else None
         rows, labels = [], []
-        for i in range(speech.shape[0]):
+        for i in range(speech.frames.shape[0]):
             p = int(batch.prompt_lengths[i])
-            parts = [prompt_emb[i, :p], bos, speech[i, : int(speech_lengths[i])].to(dtype), eos]
+            parts = [prompt_emb[i, :p], bos, speech.frames[i, : int(speech.lengths[i])].to(dtype)]
+            if speech.label_tokens is not None:
+                parts.append(speech.label_tokens[i].to(dtype))
+            parts.append(eos)
             n_prefix = sum(x.shape[0] for x in parts)
-            label = [torch.full((n_prefix,), IGNORE_INDEX, dtype=torch.long, device=speech.device)]
+            label = [torch.full((n_prefix,), IGNORE_INDEX, dtype=torch.long, device=bos.device)]
             if target_emb is not None:
                 t = int(batch.target_lengths[i])
                 parts.append(target_emb[i, :t])
@@ -179,18 +221,20 @@ class OsumModel(nn.Module):
         batch: Batch,
         output_hidden_states: bool = False,
         full_logits: bool = True,
-        speech: tuple[torch.Tensor, torch.Tensor] | None = None,
+        speech: SpeechEncoding | None = None,
     ) -> OsumOutput:
         """Teacher-forced pass over [prompt, BOS, speech, EOS, target]; loss on target tokens only.
 
         With ``full_logits=False`` (training) the LM head runs only where a target token is predicted, which
         saves a ``(B, S, V)`` tensor (V = 152k for Qwen2) and most of the step time of small models;
-        ``logits`` is then ``(N, V)`` for those N positions. ``speech``: :meth:`encode_speech`'s output when the
-        caller has it already (e.g. an auxiliary loss on the same frames).
+        ``logits`` is then ``(N, V)`` for those N positions. ``speech``: :meth:`encode`'s output when the
+        caller has it already (e.g. an auxiliary loss on the same frames). With label tokens and
+        ``batch.attributes``, ``loss`` also holds their classifiers' cross-entropy (``label_loss``; ``lm_loss``
+        is then the LM part).
         """
-        speech, speech_lengths = speech or self.encode_speech(batch.feats, batch.feat_lengths)
-        self._check_speech_tokens(batch, speech_lengths)
-        rows, labels = self._rows(batch, speech, speech_lengths, with_targets=True)
+        speech = speech or self.encode(batch.feats, batch.feat_lengths)
+        self._check_speech_tokens(batch, speech.lengths)
+        rows, labels = self._rows(batch, speech, with_targets=True)
         embeds, labels_t, mask, position_ids = self._pad(rows, labels, left=False)
         common = dict(
             inputs_embeds=embeds,
@@ -219,20 +263,25 @@ class OsumModel(nn.Module):
                 w = w.to(losses)
                 loss = (losses * w).sum() / w.sum()
             hidden = out.hidden_states
+        label_loss = None
+        if speech.label_logits is not None and batch.attributes is not None:
+            label_loss = LabelTokens.loss(speech.label_logits, batch.attributes.to(loss.device))
         return OsumOutput(
-            loss=loss,
+            loss=loss if label_loss is None else loss + label_loss,
             logits=logits,
             labels=labels_t,
             attention_mask=mask,
             position_ids=position_ids,
             inputs_embeds=embeds,
             hidden_states=hidden,
+            lm_loss=None if label_loss is None else loss,
+            label_loss=label_loss,
         )
 
     def prefix_embeddings(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Left-padded [prompt, BOS, speech, EOS] -> (embeds ``(B, S, H)``, attention_mask ``(B, S)``)."""
-        speech, speech_lengths = self.encode_speech(batch.feats, batch.feat_lengths)
-        self._check_speech_tokens(batch, speech_lengths)
-        rows, labels = self._rows(batch, speech, speech_lengths, with_targets=False)
+        speech = self.encode(batch.feats, batch.feat_lengths)
+        self._check_speech_tokens(batch, speech.lengths)
+        rows, labels = self._rows(batch, speech, with_targets=False)
         embeds, _, mask, _ = self._pad(rows, labels, left=True)
         return embeds, mask

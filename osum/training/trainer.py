@@ -27,7 +27,7 @@ from osum.model.codec import TranscriptCodec
 from osum.model.ctc import AuxiliaryCTC, CTCObjective
 from osum.model.osum import OsumModel
 from osum.runtime import DistInfo, dist_info
-from osum.tasks import load_prompts
+from osum.tasks import LABEL_FIELDS, load_prompts
 from osum.training.engines import SHARD_DIR, Engine, autocast_dtype, build_engine, import_deepspeed
 from osum.training.optim import build_optimizer, build_scheduler, param_groups, set_trainable
 from osum.training.state import (
@@ -63,6 +63,8 @@ class Trainer:
             cfg.init_encoder and ckpt is None
         ):  # stage 1's encoder starts stage 2 (a resumed run has it already)
             load_encoder_from(model, cfg.init_encoder)
+        if cfg.label_tokens:
+            self._add_label_tokens(model)
         if run.data.prompts:  # saved with every checkpoint (Osum.save), so inference uses them too
             self.osum.prompts = self.osum.prompts.updated(load_prompts(run.data.prompts))
         codec = self.osum.codec(run.data.prompt_language, run.data.random_prompt)
@@ -113,6 +115,24 @@ class Trainer:
         self._log_file = None
         self._tb = None
         self._saved_step = self.position.step
+
+    def _add_label_tokens(self, model: torch.nn.Module) -> None:
+        """train.label_tokens: give the init model label tokens when it has none, their class vectors set to the
+        LLM's embeddings of the class names (a resumed run or an init that has them keeps its own)."""
+        if not isinstance(model, OsumModel):
+            raise ConfigError(
+                "train.label_tokens: label tokens are read by an LLM; a Whisper (stage-1) model has none"
+            )
+        if model.label_tokens is not None:
+            return
+        torch.manual_seed(self.run.train.seed)  # the classifiers' start does not depend on what ran before
+        tokens = model.add_label_tokens()
+        codec = self.osum.codec(self.run.data.prompt_language, random_prompt=False)
+        names = {f: [codec.ids(v) for v in LABEL_FIELDS[f].values] for f in tokens.fields}
+        tokens.init_values(model.lm.get_input_embeddings().weight, names)
+        log.info(
+            "label tokens added to %s (untrained classifiers for %s)", self.run.train.init, ", ".join(names)
+        )
 
     def _objective(
         self, model: torch.nn.Module, ckpt: Path | None, transcripts: TranscriptCodec | None
@@ -312,21 +332,31 @@ class Trainer:
             return None
         rng, model = rng_state(), self.objective
         model.eval()
-        total, n = 0.0, 0
+        total, label_total, n = 0.0, 0.0, 0
         for batch, _ in self.valid.batch_set(self.valid.plan(0), epoch=0, train=False):
             if batch is None:
                 continue
             with self.engine.autocast():
                 out = model(batch.to(self.device), full_logits=False)
-            lm_loss = getattr(out, "lm_loss", None)  # the LM part alone: curves of runs with and without aux
-            total += (out.loss if lm_loss is None else lm_loss).item()
+            # the LM part alone (curves of runs with and without auxiliary losses compare); for the CTC pre-stage,
+            # its loss without the label tokens' classifiers
+            lm_loss = getattr(out, "lm_loss", None)
+            label_loss = getattr(out, "label_loss", None)
+            main = out.loss if lm_loss is None else lm_loss
+            if lm_loss is None and label_loss is not None:
+                main = main - label_loss
+            total += main.item()
+            label_total += 0.0 if label_loss is None else label_loss.item()
             n += 1
         model.train()
         set_rng_state(rng)
         loss = total / max(n, 1)
         if not self.dist.is_main:
             return None
-        self._write({"step": self.position.step, "valid_loss": loss, "valid_batches": n, "time": time.time()})
+        record = {"step": self.position.step, "valid_loss": loss, "valid_batches": n, "time": time.time()}
+        if label_total:  # the label tokens' classifiers (not in valid_loss, which stays the LM loss)
+            record["valid_label_loss"] = label_total / max(n, 1)
+        self._write(record)
         return loss
 
     def _write(self, record: dict) -> None:

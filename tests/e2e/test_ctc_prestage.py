@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from osum.config import RunConfig, from_dict
-from osum.errors import ConfigError
+from osum.errors import ConfigError, OsumError
 from osum.tasks import LABEL_FIELDS
 from osum.testing.tiny import write_toy_corpus
 from osum.training.state import latest_checkpoint
@@ -195,3 +195,74 @@ def test_label_loss_weight_weights_the_tags_of_training_batches_only(corpus, tmp
         Trainer(run_config(corpus, tmp_path / "ctc", label_loss_weight=4.0, max_steps=1))
     with pytest.raises(ConfigError, match="label_loss_weight must be > 0"):
         Trainer(run_config(corpus, tmp_path / "lm2", objective="lm", label_loss_weight=0.0, max_steps=1))
+
+
+def test_label_tokens_train_in_the_ctc_prestage_and_the_lm_stage_reads_them(corpus, tmp_path):
+    """train.label_tokens adds them to the init model (class vectors at the class names' embeddings); the CTC
+    pre-stage trains their classifiers beside CTC, on data.extra_labels where a clip has no label of its own, and
+    saves a checkpoint that the LM stage loads strictly and keeps training."""
+    lines = [json.loads(x) for x in corpus.read_text().splitlines()]
+    for i, d in enumerate(lines):  # every clip's voice gender in extra, as the synthesizer writes it
+        d["audio"] = str(corpus.parent / d["audio"])
+        d["extra"] = {"voice_gender": "female" if i % 2 == 0 else "male"}
+    manifest = tmp_path / "with_extra.jsonl"
+    manifest.write_text("".join(json.dumps(d) + "\n" for d in lines))
+    cfg = run_config(
+        manifest,
+        tmp_path / "ctc",
+        label_tokens=True,
+        train_modules=["adaptor", "label_tokens"],
+        max_steps=20,
+        save_every=20,
+    )
+    cfg.data.extra_labels = {"gender": "voice_gender"}
+    cfg.data.valid = cfg.data.train
+    trainer = Trainer(cfg)
+    model = trainer.osum.model
+    codec = trainer.osum.codec("en", False)
+    table = model.lm.get_input_embeddings().weight
+    torch.testing.assert_close(model.label_tokens.values["gender"][1], table[codec.ids("male")].mean(0))
+    batch, _ = trainer.data.batch_set(trainer.data.plan(0), epoch=0)[0]
+    gender = list(LABEL_FIELDS).index("gender")
+    assert (batch.attributes[:, gender] >= 0).all()  # ASR clips get their extra voice gender
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    trainer.fit()
+    after = model.state_dict()
+    changed = {k.split(".")[0] for k in before if not torch.equal(before[k], after[k])}
+    assert changed == {"adaptor", "label_tokens"}
+    logs = [json.loads(x) for x in (tmp_path / "ctc" / "train_log.jsonl").read_text().splitlines()]
+    assert any("valid_label_loss" in r for r in logs)
+    ckpt = latest_checkpoint(tmp_path / "ctc")
+    lm = Trainer(
+        run_config(
+            manifest,
+            tmp_path / "lm",
+            init=str(ckpt),
+            objective="lm",
+            train_modules=["lora", "label_tokens"],
+            max_steps=1,
+            save_every=100,
+        )
+    )
+    saved = lm.osum.model.label_tokens.state_dict()
+    assert all(torch.equal(v, after[f"label_tokens.{k}"]) for k, v in saved.items())
+    lm.fit()
+
+
+def test_extra_labels_and_label_tokens_name_their_errors(corpus, tmp_path):
+    cfg = run_config(corpus, tmp_path / "a", max_steps=1)
+    cfg.data.extra_labels = {"sex": "voice_gender"}
+    with pytest.raises(ConfigError, match=r"data.extra_labels: \['sex'\] are not label fields"):
+        Trainer(cfg)
+    lines = [json.loads(x) for x in corpus.read_text().splitlines()]
+    for d in lines:
+        d["audio"] = str(corpus.parent / d["audio"])
+    lines[3]["extra"] = {"voice_gender": "robot"}
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("".join(json.dumps(d) + "\n" for d in lines))
+    cfg = run_config(bad, tmp_path / "b", max_steps=1)
+    cfg.data.extra_labels = {"gender": "voice_gender"}
+    with pytest.raises(OsumError, match=r"u3: extra.voice_gender = 'robot' .* is not a gender label"):
+        Trainer(cfg)
+    with pytest.raises(ConfigError, match="has 'label_tokens' but the model has none"):
+        Trainer(run_config(corpus, tmp_path / "c", train_modules=["adaptor", "label_tokens"], max_steps=1))

@@ -1,0 +1,125 @@
+"""Label tokens (adaptor.label_tokens) on the tiny preset: where they sit in the LLM input, what they are, their
+loss, padding invariance, and a model built without them getting them."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from osum.inference.decoding import DecodingOptions, generate_ids
+from osum.model.adaptor import num_speech_tokens
+from osum.model.label_tokens import LabelTokens
+from osum.model.osum import IGNORE_INDEX, OsumModel
+from osum.presets import preset_config
+from osum.tasks import LABEL_FIELDS
+from osum.testing.tiny import random_batch, row
+
+VOCAB = 151646
+N_FIELDS = len(LABEL_FIELDS)
+BATCH = dict(durations=[1.37, 0.91, 2.05], prompt_lengths=[7, 3, 11], target_lengths=[4, 9, 2])
+
+
+def tiny_config(label_tokens: bool):
+    cfg = preset_config("tiny")
+    return dataclasses.replace(cfg, adaptor=dataclasses.replace(cfg.adaptor, label_tokens=label_tokens))
+
+
+@pytest.fixture(scope="module")
+def model() -> OsumModel:
+    torch.manual_seed(0)
+    m = OsumModel(tiny_config(True))
+    with torch.no_grad():  # random class vectors far apart, so a wrong token shows in the embeddings
+        for values in m.label_tokens.values.values():
+            values.normal_(0, 1.0)
+    return m.eval()
+
+
+def test_label_tokens_sit_between_the_speech_and_its_end_marker(model):
+    batch = random_batch(**BATCH, vocab=VOCAB)
+    with torch.no_grad():
+        out = model(batch)
+        enc, enc_lengths = model.encoder(batch.feats, batch.feat_lengths)
+        logits, tokens = model.label_tokens(enc, enc_lengths)
+    speech = num_speech_tokens(batch.feat_lengths)
+    assert tokens.shape == (3, N_FIELDS, model.config.llm.hidden_size)
+    for i in range(3):
+        p, s, t = int(batch.prompt_lengths[i]), int(speech[i]), int(batch.target_lengths[i])
+        start = p + 1 + s  # after prompt, speech BOS and speech
+        torch.testing.assert_close(out.inputs_embeds[i, start : start + N_FIELDS], tokens[i])
+        torch.testing.assert_close(out.inputs_embeds[i, start + N_FIELDS], model.speech_eos)
+        labels = out.labels[i].tolist()
+        prefix = start + N_FIELDS + 1
+        assert labels[:prefix] == [IGNORE_INDEX] * prefix
+        assert labels[prefix : prefix + t] == batch.target_ids[i, :t].tolist()
+        # each token is the class probabilities times that field's class vectors
+        for f, name in enumerate(model.label_tokens.fields):
+            expected = logits[name][i].softmax(-1) @ model.label_tokens.values[name]
+            torch.testing.assert_close(tokens[i, f], expected)
+
+
+def test_padding_does_not_change_a_clips_label_tokens(model):
+    batch = random_batch(**BATCH, vocab=VOCAB)
+    with torch.no_grad():
+        enc, enc_lengths = model.encoder(batch.feats, batch.feat_lengths)
+        _, tokens = model.label_tokens(enc, enc_lengths)
+        for i in range(3):
+            one = row(batch, i)
+            e, n = model.encoder(one.feats, one.feat_lengths)
+            torch.testing.assert_close(model.label_tokens(e, n)[1][0], tokens[i], atol=1e-5, rtol=1e-5)
+
+
+def test_the_loss_adds_the_classifiers_cross_entropy_on_labelled_fields_only(model):
+    batch = random_batch(**BATCH, vocab=VOCAB)
+    plain = model(batch).loss
+    assert model(batch).label_loss is None  # no attributes: the LM loss alone
+    gender = list(LABEL_FIELDS).index("gender")
+    age = list(LABEL_FIELDS).index("age")
+    attributes = torch.full((3, N_FIELDS), -1)
+    attributes[0, gender], attributes[2, gender], attributes[1, age] = 1, 0, 2
+    out = model(dataclasses.replace(batch, attributes=attributes))
+    enc, enc_lengths = model.encoder(batch.feats, batch.feat_lengths)
+    logits, _ = model.label_tokens(enc, enc_lengths)
+    expected = (
+        F.cross_entropy(logits["gender"][[0, 2]], torch.tensor([1, 0]))
+        + F.cross_entropy(logits["age"][[1]], torch.tensor([2]))
+    ) / 2
+    torch.testing.assert_close(out.label_loss, expected)
+    torch.testing.assert_close(out.lm_loss, plain)
+    torch.testing.assert_close(out.loss, plain + expected)
+    assert LabelTokens.loss(logits, torch.full((3, N_FIELDS), -1)) is None
+
+
+def test_generation_reads_the_same_prefix(model):
+    batch = random_batch(**BATCH, vocab=VOCAB)
+    with torch.no_grad():
+        embeds, mask = model.prefix_embeddings(batch)
+        teacher = model(batch)
+    for i in range(3):
+        n = int(mask[i].sum())
+        p = int(batch.prompt_lengths[i])
+        prefix = p + 1 + int(num_speech_tokens(batch.feat_lengths[i])) + N_FIELDS + 1
+        assert n == prefix
+        torch.testing.assert_close(embeds[i, -n:], teacher.inputs_embeds[i, :n])
+    ids = generate_ids(model, batch, DecodingOptions(max_new_tokens=3))
+    assert len(ids) == 3
+
+
+def test_a_model_without_them_gets_them_and_its_config_says_so():
+    torch.manual_seed(0)
+    m = OsumModel(tiny_config(False))
+    assert m.label_tokens is None and "label_tokens" not in {n.split(".")[0] for n, _ in m.named_parameters()}
+    tokens = m.add_label_tokens()
+    assert m.config.adaptor.label_tokens and m.label_tokens is tokens
+    assert m.add_label_tokens() is tokens  # only once
+    table = m.lm.get_input_embeddings().weight
+    ids = {name: [[v + 1, v + 2] for v in range(len(f.values))] for name, f in LABEL_FIELDS.items()}
+    tokens.init_values(table, ids)
+    torch.testing.assert_close(tokens.values["gender"][1], table[[2, 3]].mean(0))
+    with pytest.raises(ValueError, match="'age' needs token ids for its 3 classes"):
+        tokens.init_values(table, {"age": [[1], [2]]})
+    # a model built from the saved config has the same parameters (a strict load works)
+    rebuilt = OsumModel(m.config)
+    assert set(rebuilt.state_dict()) == set(m.state_dict())
