@@ -45,6 +45,20 @@ def run_config(corpus, out, **train) -> RunConfig:
     )
 
 
+def changed_modules(before: dict, after: dict) -> set[str]:
+    """The top-level modules whose tensors differ between two state dicts."""
+    return {k.split(".")[0] for k in before if not torch.equal(before[k], after[k])}
+
+
+def lm_stage(corpus, out, ckpt, modules: list[str]) -> Trainer:
+    """One LM-stage step's trainer, starting from a pre-stage checkpoint."""
+    return Trainer(
+        run_config(
+            corpus, out, init=str(ckpt), objective="lm", train_modules=modules, max_steps=1, save_every=100
+        )
+    )
+
+
 def test_ctc_trains_the_adaptor_only_and_the_lm_stage_continues(corpus, tmp_path):
     trainer = Trainer(run_config(corpus, tmp_path / "ctc", max_steps=30, save_every=100))
     before = {k: v.clone() for k, v in trainer.osum.model.state_dict().items()}
@@ -53,25 +67,14 @@ def test_ctc_trains_the_adaptor_only_and_the_lm_stage_continues(corpus, tmp_path
     losses = [r["loss"] for r in logs if "loss" in r]
     assert sum(losses[-5:]) / 5 < 0.6 * sum(losses[:5]) / 5, losses
     after = trainer.osum.model.state_dict()
-    changed = {k.split(".")[0] for k in before if not torch.equal(before[k], after[k])}
-    assert changed == {"adaptor"}
+    assert changed_modules(before, after) == {"adaptor"}
     ckpt = latest_checkpoint(tmp_path / "ctc")
     head = load_file(str(ckpt / CTC_HEAD_FILE))
     blank = head["blank"]
     assert blank.shape == (trainer.osum.config.llm.hidden_size,) and blank.abs().sum() > 0
     assert float(head["cosine_scale"]) == trainer.run.train.ctc_cosine_scale  # how to score it again
     # the LLM stage starts from the pre-stage checkpoint (an ordinary osum checkpoint)
-    lm = Trainer(
-        run_config(
-            corpus,
-            tmp_path / "lm",
-            init=str(ckpt),
-            objective="lm",
-            train_modules=["adaptor", "llm"],
-            max_steps=1,
-            save_every=100,
-        )
-    )
+    lm = lm_stage(corpus, tmp_path / "lm", ckpt, ["adaptor", "llm"])
     adaptor = {k: v for k, v in lm.osum.model.state_dict().items() if k.startswith("adaptor.")}
     assert all(torch.equal(v, after[k]) for k, v in adaptor.items())
     lm.fit()
@@ -141,7 +144,7 @@ def test_lm_stage_with_auxiliary_ctc_continues_the_pre_stage_head(corpus, tmp_pa
     before = {k: v.clone() for k, v in trainer.osum.model.state_dict().items()}
     trainer.fit()
     after = trainer.osum.model.state_dict()
-    changed = {k.split(".")[0] for k in before if not torch.equal(before[k], after[k])}
+    changed = changed_modules(before, after)
     assert {"adaptor", "speech_bos", "llm"} <= changed and "encoder" not in changed
     logs = [json.loads(x) for x in (tmp_path / "straight" / "train_log.jsonl").read_text().splitlines()]
     valid = [r["valid_loss"] for r in logs if "valid_loss" in r]
@@ -228,22 +231,11 @@ def test_label_tokens_train_in_the_ctc_prestage_and_the_lm_stage_reads_them(corp
     before = {k: v.clone() for k, v in model.state_dict().items()}
     trainer.fit()
     after = model.state_dict()
-    changed = {k.split(".")[0] for k in before if not torch.equal(before[k], after[k])}
-    assert changed == {"adaptor", "label_tokens"}
+    assert changed_modules(before, after) == {"adaptor", "label_tokens"}
     logs = [json.loads(x) for x in (tmp_path / "ctc" / "train_log.jsonl").read_text().splitlines()]
     assert any("valid_label_loss" in r for r in logs)
     ckpt = latest_checkpoint(tmp_path / "ctc")
-    lm = Trainer(
-        run_config(
-            manifest,
-            tmp_path / "lm",
-            init=str(ckpt),
-            objective="lm",
-            train_modules=["lora", "label_tokens"],
-            max_steps=1,
-            save_every=100,
-        )
-    )
+    lm = lm_stage(manifest, tmp_path / "lm", ckpt, ["lora", "label_tokens"])
     saved = lm.osum.model.label_tokens.state_dict()
     assert all(torch.equal(v, after[f"label_tokens.{k}"]) for k, v in saved.items())
     lm.fit()
