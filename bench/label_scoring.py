@@ -1,14 +1,17 @@
 """Teacher-forced label accuracy: does the model prefer the right label tag, given the true transcript?
 
     .venv/bin/python bench/label_scoring.py CHECKPOINT_OR_MODEL TEST.jsonl [--tasks sgc,sap] [--out x.json]
+                                            [--classifier-only]
 
 For each clip of the given tasks, the ASR+X target is written once with every value of the task's label field
 (``"transcript<male>"``, ``"transcript<female>"``) and scored with one teacher-forced pass each, under the
 task's first prompt; the value whose target has the highest log-likelihood is the answer. Unlike ``osum eval``
 it needs no generation, so it is cheap enough to run on checkpoints during training, and it reads the speaker
 apart from the transcript's errors. A model with label tokens (``adaptor.label_tokens``) also gets the accuracy of
-their classifiers alone (``classifier_accuracy``): what the LLM could copy. Prints and writes
-{task: {"n", "accuracy", "confusion"[, "classifier_accuracy"]}} as JSON.
+their classifiers alone (``classifier_accuracy``): what the LLM could copy; ``--classifier-only`` skips the LLM
+passes and scores only those (an encoder pass per clip, e.g. for the CTC pre-stage's checkpoints). Prints and
+writes {task: {"n", "accuracy", "confusion"[, "classifier_accuracy"]}} as JSON (``accuracy`` and ``confusion``
+are then the classifiers').
 """
 
 from __future__ import annotations
@@ -58,10 +61,13 @@ def main() -> int:
     p.add_argument("manifest")
     p.add_argument("--tasks", default="sgc,sap", help="comma-separated tasks with one label field each")
     p.add_argument("--out")
+    p.add_argument("--classifier-only", action="store_true", help="score only the label tokens' classifiers")
     args = p.parse_args()
     model = osum.load(args.model, device="cpu", dtype="float32")
     if model.config.architecture == "whisper":
         raise SystemExit("label_scoring.py scores OSUM (LLM) models; this is a Whisper stage-1 model")
+    if args.classifier_only and model.model.label_tokens is None:
+        raise SystemExit(f"--classifier-only: {args.model} has no label tokens (adaptor.label_tokens)")
     codec = model.codec(random_prompt=False)
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     result = {}
@@ -76,12 +82,16 @@ def main() -> int:
             truth = field.canonical((u.labels or {}).get(field.name))
             if truth is None:
                 continue
-            candidates = [codec.target_ids(task, u.text, {field.name: v}) for v in field.values]
             wave = load_utterance_audio(u)
             with torch.inference_mode():
-                scores = target_log_likelihoods(model, codec, task, wave, candidates)
-                head_right += classifier_guess(model, wave, field.name) == truth
-            guess = field.values[int(scores.argmax())]
+                head = classifier_guess(model, wave, field.name)
+                if args.classifier_only:
+                    guess = head
+                else:
+                    candidates = [codec.target_ids(task, u.text, {field.name: v}) for v in field.values]
+                    scores = target_log_likelihoods(model, codec, task, wave, candidates)
+                    guess = field.values[int(scores.argmax())]
+            head_right += head == truth
             right += guess == truth
             confusion[f"{truth}->{guess}"] += 1
         n = sum(confusion.values())
