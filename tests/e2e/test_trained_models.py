@@ -30,14 +30,13 @@ def clips(tmp_path_factory) -> dict[str, list]:
     return by_task
 
 
-# measured on the 485-clip test split (recipes/mini/RESULTS.md): ASR WER 0.14% (mini-stage1) and 17.5% (mini);
-# gender 98.2% and 54.5%. The bounds leave room for these few clips; a model that ignores the audio is far above.
+# measured on the 485-clip test split (recipes/mini/RESULTS.md): ASR WER 0.14% (mini-stage1) and 20.1% (mini);
+# gender 98.2% and 100%. The bounds leave room for these few clips; a model that ignores the audio is far above.
 MAX_WER = {"mini-stage1": 0.05, "mini": 0.35}
-# what each model gets right beyond the words: mini-stage1 every label task, mini (still at chance on gender,
-# age and events) emotion and style
+# the label tasks beyond gender: mini-stage1's style is weak (invalid tags), mini's label tokens read them all
 LABEL_TASKS = {
     "mini-stage1": (("ser", "emotion"), ("ved", "event"), ("sap", "age")),
-    "mini": (("ser", "emotion"), ("ssr", "style")),
+    "mini": (("ser", "emotion"), ("ssr", "style"), ("ved", "event"), ("sap", "age")),
 }
 
 
@@ -55,10 +54,8 @@ def test_committed_model_transcribes_and_labels_held_out_clips(name, clips):
     genders = [
         (u.extra["voice_gender"], r["sgc"].labels.get("gender")) for u, r in zip(speech, results, strict=True)
     ]
-    if name == "mini-stage1":  # every synthetic voice has a known gender, whatever the clip's own task
-        assert sum(ref == hyp for ref, hyp in genders) >= len(genders) - 1, genders
-    else:  # a valid tag every time
-        assert all(hyp in ("female", "male") for _, hyp in genders), genders
+    # every synthetic voice has a known gender, whatever the clip's own task
+    assert sum(ref == hyp for ref, hyp in genders) >= len(genders) - 1, genders
     # one clip of every label task gets its label right (the untrained task tags give no valid label at all)
     for task, field in LABEL_TASKS[name]:
         answers = model.run([u.audio for u in clips[task]], tasks=[task], options=options)
