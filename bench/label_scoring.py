@@ -33,10 +33,10 @@ from osum.tasks import LABEL_FIELDS, Task, get_task
 
 
 def target_log_likelihoods(
-    model: osum.Osum, codec: LLMCodec, task: Task, wave: torch.Tensor, targets: list[list[int]]
+    model: osum.Osum, codec: LLMCodec, task: Task, mel: torch.Tensor, targets: list[list[int]]
 ) -> torch.Tensor:
-    """One clip, several candidate target id lists -> their summed log-probabilities ``(C,)``."""
-    mel = log_mel_spectrogram(wave, model.config.encoder.n_mels)
+    """One clip's log-mel ``(T, n_mels)``, several candidate target id lists -> their summed log-probabilities
+    ``(C,)``."""
     n = len(targets)
     batch = collate([mel] * n, [codec.prompt_ids(task)] * n, targets, pad_id=codec.eos_id)
     # logits (N, V) at the N target positions, row by row: the ids below in the same order
@@ -46,11 +46,11 @@ def target_log_likelihoods(
     return torch.stack([part.sum() for part in picked.split([len(t) for t in targets])])
 
 
-def classifier_guess(model: osum.Osum, wave: torch.Tensor, field: str) -> str | None:
-    """The label tokens' classifier's answer for one clip's ``field``; None for a model without them."""
+def classifier_guess(model: osum.Osum, mel: torch.Tensor, field: str) -> str | None:
+    """The label tokens' classifier's answer for one clip's log-mel ``(T, n_mels)`` and ``field``; None for a model
+    without them."""
     if model.model.label_tokens is None:
         return None
-    mel = log_mel_spectrogram(wave, model.config.encoder.n_mels)
     logits = model.model.encode(mel[None], torch.tensor([mel.shape[0]])).label_logits[field]
     return LABEL_FIELDS[field].values[int(logits[0].argmax())]
 
@@ -82,14 +82,14 @@ def main() -> int:
             truth = field.canonical((u.labels or {}).get(field.name))
             if truth is None:
                 continue
-            wave = load_utterance_audio(u)
+            mel = log_mel_spectrogram(load_utterance_audio(u), model.config.encoder.n_mels)
             with torch.inference_mode():
-                head = classifier_guess(model, wave, field.name)
+                head = classifier_guess(model, mel, field.name)
                 if args.classifier_only:
                     guess = head
                 else:
                     candidates = [codec.target_ids(task, u.text, {field.name: v}) for v in field.values]
-                    scores = target_log_likelihoods(model, codec, task, wave, candidates)
+                    scores = target_log_likelihoods(model, codec, task, mel, candidates)
                     guess = field.values[int(scores.argmax())]
             head_right += head == truth
             right += guess == truth
