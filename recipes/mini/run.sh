@@ -6,9 +6,9 @@
 #                       [--stage1 MODEL]
 #
 # Stages: 0 synth, 1 stage 1, 2 CTC pre-stage, 3 stage 2, 4 export to models/, 5 eval on the test split.
-# Status (recipes/mini/RESULTS.md): every stage works; the committed models/mini (stage 3 with label tokens, stopped at
-# step 300) gets gender 100% and every label task far above chance on held-out voices, but ASR WER 20.1% (target 10%;
-# mini-stage1: 0.14%, gender 98%).
+# Status (recipes/mini/RESULTS.md section 8): every stage works; the committed models/mini (this script's stages 2-3
+# from models/mini-stage1) gets ASR WER 9.7% (target 10%), gender 100% and every label task far above chance on
+# held-out voices (mini-stage1: WER 0.14%, gender 98%).
 # --stage1 MODEL: the stage-1 model whose encoder the CTC pre-stage starts from (default: the newest checkpoint of
 # WORK/stage1; `--stage 2 --stage1 models/mini-stage1` reuses the committed release instead of training stage 1).
 # Every stage only calls the osum CLI. --resume continues a cut training stage from its newest checkpoint;
