@@ -264,7 +264,17 @@ class Task:
     # ---- target --------------------------------------------------------------------------------------
 
     def label_values(self, labels: Mapping[str, str] | None) -> tuple[str, ...]:
-        """Canonical value of each label field, in the task's order. Raises TaskError if one is bad."""
+        """Canonical value of each label field, in the task's order. Raises TaskError if one is missing or bad.
+
+        ``labels`` holding none of the task's fields gives ``()``: a clip without speech has no tags (``target``
+        still demands every field of a clip with speech).
+        """
+        return self._label_values(labels) if self._any_label(labels) else ()
+
+    def _any_label(self, labels: Mapping[str, str] | None) -> bool:
+        return any((labels or {}).get(f.name) is not None for f in self.label_fields)
+
+    def _label_values(self, labels: Mapping[str, str] | None) -> tuple[str, ...]:
         out = []
         for f in self.label_fields:
             value = labels.get(f.name) if labels is not None else None
@@ -293,11 +303,33 @@ class Task:
         ``normalize_text(transcript)`` followed by one ``<value>`` tag per label field, e.g.
         ``"hello world<adult><female>"``; tasks without a transcript give only the tags. Inputs the task does
         not use (a transcript for ``age_gender``, extra label keys, ``words``, ``answer``) are ignored, so the
-        caller can pass the same example fields to every task. Raises TaskError naming the missing/bad field.
+        caller can pass the same example fields to every task. A clip without speech (see
+        :meth:`is_nonspeech`) gives ``""`` for every task. Raises TaskError naming the missing/bad field.
         """
-        tags = "".join(f"<{v}>" for v in self.label_values(labels))
+        if self.is_nonspeech(transcript, labels, words, answer):
+            return ""
+        tags = "".join(f"<{v}>" for v in self._label_values(labels))
         body = self._target_body(transcript, words, answer) if self.has_transcript else ""
         return body + tags
+
+    def is_nonspeech(
+        self,
+        transcript: str | None,
+        labels: Mapping[str, str] | None = None,
+        words: Sequence[Word] | None = None,
+        answer: str | None = None,
+    ) -> bool:
+        """True for an example without speech: an empty transcript (``""`` or only whitespace; None does not
+        count), none of this task's labels, no words and no answer. Its target is ``""``: whatever the model is
+        asked, no speech means an empty answer. (A vocal event alone in VED has its label, so it is not one of
+        these: its target is the tag alone, ``"<cough>"``.)"""
+        return (
+            isinstance(transcript, str)
+            and not normalize_text(transcript)
+            and not self._any_label(labels)
+            and not words
+            and not (isinstance(answer, str) and answer.strip())
+        )
 
     def _target_body(self, transcript: str | None, words: Sequence[Word] | None, answer: str | None) -> str:
         if not isinstance(transcript, str):

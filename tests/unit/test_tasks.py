@@ -332,6 +332,40 @@ def test_target_errors_name_field_and_values():
         Word("x", float("nan"), 0.5)
 
 
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_nonspeech_example_has_the_empty_target(name):
+    # A clip without speech: empty transcript, no labels (no words, no answer) -> "" whatever the task.
+    task = TASKS[name]
+    for transcript, labels in (("", {}), ("", None), ("  \t ", {}), ("", {"unrelated": "x"})):
+        assert task.target(transcript, labels) == ""
+        assert task.target(transcript, labels, words=[], answer="") == ""
+    assert task.label_values({}) == () and task.label_values(None) == ()
+    # ...and the parser reads an empty answer as an empty transcript with no labels.
+    r = task.parse("")
+    assert r.transcript == ("" if task.has_transcript else None)
+    assert dict(r.labels) == {f.name: None for f in task.label_fields}
+    assert r.words == (() if name == "srwt" else None) and r.answer is None
+
+
+def test_nonspeech_does_not_hide_missing_fields_of_speech():
+    assert TASKS["ved"].target("", {"event": "Cough"}) == "<cough>"  # a vocal event alone keeps its tag
+    assert TASKS["ved"].parse("<cough>").labels["event"] == "cough"
+    assert TASKS["ved"].parse("<cough>").transcript == ""
+    with pytest.raises(TaskError, match="label 'gender' is missing"):
+        TASKS["sgc"].target("hello", {})  # speech still needs its label
+    with pytest.raises(TaskError, match="label 'age' is missing"):
+        TASKS["asr_age_gender"].target("", {"gender": "male"})  # one label given: all are needed
+    with pytest.raises(TaskError, match="needs words"):
+        TASKS["srwt"].target("hello")
+    with pytest.raises(TaskError, match="needs a transcript"):
+        TASKS["asr"].target(None)  # None is "unknown", not "no speech"
+    with pytest.raises(TaskError, match="label 'age' is missing"):
+        TASKS["age_gender"].target(None, {})
+    assert TASKS["sttc"].target("", answer="hi") == "<开始回答>hi"  # an answer makes it a chat example
+    assert TASKS["sgc"].is_nonspeech("", {}) and not TASKS["sgc"].is_nonspeech("", {"gender": "male"})
+    assert not TASKS["srwt"].is_nonspeech("", words=[Word("x", 0.0, 0.1)])
+
+
 # ---- parser ----------------------------------------------------------------------------------------------
 
 

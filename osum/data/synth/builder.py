@@ -4,7 +4,12 @@ Layout of the output folder::
 
     OUT/train.jsonl  OUT/test.jsonl       osum manifests (osum.data.manifest), audio paths relative to OUT
     OUT/wavs/<split>/<task>/<key>.wav     16 kHz mono 16-bit PCM, 1-12 s
-    OUT/README.md                         the data card (counts, hours, voices, acoustic truths vs proxies)
+    OUT/README.md                         the data card (counts, hours, voices, augmentation, acoustic truths vs
+                                          proxies)
+
+A clip without speech has ``text: ""``, no labels (a vocal event alone keeps its event label in VED), no
+speaker, and ``extra.nonspeech: true`` with ``extra.kind``. Every clip's ``extra.acoustics`` says which
+augmentation it got (``{}`` when clean).
 """
 
 from __future__ import annotations
@@ -39,7 +44,9 @@ LABEL_KINDS = MappingProxyType(
 @dataclass(frozen=True)
 class CorpusSummary:
     """What ``build_corpus`` wrote. ``counts``/``seconds``: ``{split: {task: value}}``; ``labels``:
-    ``{split: {task: {label: count}}}``; ``voices``: ``{split: [voice ids used]}``."""
+    ``{split: {task: {label: count}}}``; ``voices``: ``{split: [voice ids used]}``; ``acoustics``:
+    ``{split: {item: clips}}`` (items such as ``clean``, ``noise:pink``, ``reverb``, ``codec:gsm``); ``nonspeech``:
+    ``{split: {kind: clips}}``."""
 
     out_dir: Path
     manifests: Mapping[str, Path]
@@ -50,6 +57,8 @@ class CorpusSummary:
     voices: Mapping[str, Sequence[str]]
     f0: Mapping[str, Mapping[str, float]] = field(default_factory=dict)  # {field: {label: median Hz}}
     build_seconds: float = 0.0
+    acoustics: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    nonspeech: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
     @property
     def hours(self) -> float:
@@ -65,6 +74,8 @@ class CorpusSummary:
             "labels": {k: {t: dict(c) for t, c in v.items()} for k, v in self.labels.items()},
             "voices": {k: list(v) for k, v in self.voices.items()},
             "f0": {k: dict(v) for k, v in self.f0.items()},
+            "acoustics": {k: dict(v) for k, v in self.acoustics.items()},
+            "nonspeech": {k: dict(v) for k, v in self.nonspeech.items()},
             "hours": self.hours,
             "build_seconds": self.build_seconds,
         }
@@ -73,29 +84,37 @@ class CorpusSummary:
 def record_of(spec: ClipSpec, rendered: Rendered, f0: float) -> dict[str, Any]:
     """The manifest record (osum manifest field names) of a rendered clip; ``audio`` relative to OUT."""
     voice = spec.voice
-    extra: dict[str, Any] = {
-        "split": spec.split,
-        "engine": voice.engine,
-        "voice": voice.name,
-        "voice_gender": voice.gender,
-        "accent": voice.accent,
-        "delivery": spec.delivery.to_dict(),
-        "speed_factor": rendered.speed_factor,
-        "speech_onset": rendered.speech_span[0],
-        "speech_offset": rendered.speech_span[1],
-        "f0_median_hz": None if np.isnan(f0) else round(f0, 1),
-        "seed": spec.seed,
-        **dict(spec.info),
-    }
+    extra: dict[str, Any] = {"split": spec.split}
+    if voice is not None:
+        extra.update(
+            engine=voice.engine,
+            voice=voice.name,
+            accent=voice.accent,
+            delivery=spec.delivery.to_dict(),
+            speed_factor=rendered.speed_factor,
+            speech_onset=rendered.speech_span[0],
+            speech_offset=rendered.speech_span[1],
+            f0_median_hz=None if np.isnan(f0) else round(f0, 1),
+        )
+        if voice.gender != "unknown":  # a variant without a gender line gives no gender label (data.extra_labels)
+            extra["voice_gender"] = voice.gender
+    else:
+        info = dict(rendered.nonspeech or {})
+        extra.update(nonspeech=True, kind=info.pop("kind", spec.nonspeech))
+        if info:
+            extra["sound"] = info  # level, colour or style of the non-speech sound
+    extra.update(seed=spec.seed, acoustics=dict(rendered.acoustics), **dict(spec.info))
     if spec.labels:
         extra["label_kinds"] = {name: LABEL_KINDS[name] for name in spec.labels}
     if spec.event:
-        extra.update(
-            event_placement=spec.placement,
-            event_onset=rendered.event_span[0],
-            event_offset=rendered.event_span[1],
-            event_snr_db=spec.snr_db,
-        )
+        event = {
+            "event": spec.event,
+            "event_placement": spec.placement,  # None for a vocal event alone
+            "event_onset": rendered.event_span[0],
+            "event_offset": rendered.event_span[1],
+            "event_snr_db": spec.snr_db,
+        }
+        extra.update({k: v for k, v in event.items() if v is not None})
     record: dict[str, Any] = {
         "key": spec.key,
         "audio": spec.audio_path,
@@ -108,7 +127,7 @@ def record_of(spec: ClipSpec, rendered: Rendered, f0: float) -> dict[str, Any]:
         "answer": spec.answer,
         "duration": round(rendered.duration, 4),
         "language": "en",
-        "speaker": voice.id,
+        "speaker": voice.id if voice is not None else None,
         "extra": extra,
     }
     return {k: v for k, v in record.items() if v is not None and v != {}}
@@ -121,8 +140,12 @@ def _render_job(job: tuple[ClipSpec, str]) -> dict[str, Any]:
     path = Path(out_dir) / spec.audio_path
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(path, rendered.audio, SAMPLE_RATE, subtype="PCM_16")
-    a, b = (int(t * SAMPLE_RATE) for t in rendered.speech_span)
-    return record_of(spec, rendered, median_f0(rendered.audio[a:b]))
+    f0 = float("nan")
+    if spec.voice is not None:
+        # F0 is a fact about the voice: measured on the clip before noise, reverb and codecs.
+        a, b = (int(t * SAMPLE_RATE) for t in rendered.speech_span)
+        f0 = median_f0(rendered.dry[a:b] if rendered.dry is not None else rendered.audio[a:b])
+    return record_of(spec, rendered, f0)
 
 
 def _render_all(specs: list[ClipSpec], out_dir: Path, jobs: int, progress: bool) -> list[dict[str, Any]]:
@@ -169,31 +192,57 @@ def _write_manifest(path: Path, records: list[dict[str, Any]], out_dir: Path) ->
     write_manifest(path, utterances)
 
 
-def _summarise(records: list[dict[str, Any]]) -> tuple[dict, dict, dict, dict, dict]:
+def acoustic_items(acoustics: Mapping[str, Any]) -> list[str]:
+    """What one clip's ``extra.acoustics`` counts as in the summary: ``["clean"]``, or e.g.
+    ``["noise:pink", "reverb", "codec:gsm", "speed", "gain"]``."""
+    items = []
+    if "noise" in acoustics:
+        items.append(f"noise:{acoustics['noise']}")
+    if "reverb_rt60" in acoustics:
+        items.append("reverb")
+    if "codec" in acoustics:
+        items.append(f"codec:{acoustics['codec']}")
+    if "speed" in acoustics:
+        items.append(f"speed:{acoustics['speed']:g}")
+    if "gain_db" in acoustics:
+        items.append("gain")
+    return items or ["clean"]
+
+
+def _summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
     counts: dict = {s: Counter() for s in SPLITS}
     seconds: dict = {s: defaultdict(float) for s in SPLITS}
     labels: dict = {s: defaultdict(Counter) for s in SPLITS}
     voices: dict = {s: set() for s in SPLITS}
+    acoustics: dict = {s: Counter() for s in SPLITS}
+    nonspeech: dict = {s: Counter() for s in SPLITS}
     f0s: dict = defaultdict(lambda: defaultdict(list))
     for r in records:
-        split, task = r["extra"]["split"], r["task"]
+        split, task, extra = r["extra"]["split"], r["task"], r["extra"]
         counts[split][task] += 1
         seconds[split][task] += r["duration"]
-        voices[split].add(r["speaker"])
+        acoustics[split].update(acoustic_items(extra.get("acoustics", {})))
+        if extra.get("nonspeech"):
+            nonspeech[split][extra["kind"]] += 1
+            nonspeech[split][f"task:{task}"] += 1
+        if "speaker" in r:
+            voices[split].add(r["speaker"])
         for name, value in r.get("labels", {}).items():
             labels[split][task][value] += 1
-            if name in ("gender", "age") and r["extra"]["f0_median_hz"] is not None:
-                f0s[name][value].append(r["extra"]["f0_median_hz"])
+            if name in ("gender", "age") and extra.get("f0_median_hz") is not None:
+                f0s[name][value].append(extra["f0_median_hz"])
     f0 = {
         name: {v: round(float(np.median(x)), 1) for v, x in sorted(per.items())} for name, per in f0s.items()
     }
-    return (
-        {s: dict(c) for s, c in counts.items()},
-        {s: {t: round(v, 2) for t, v in d.items()} for s, d in seconds.items()},
-        {s: {t: dict(c) for t, c in d.items()} for s, d in labels.items()},
-        {s: sorted(v) for s, v in voices.items()},
-        f0,
-    )
+    return {
+        "counts": {s: dict(c) for s, c in counts.items()},
+        "seconds": {s: {t: round(v, 2) for t, v in d.items()} for s, d in seconds.items()},
+        "labels": {s: {t: dict(c) for t, c in d.items()} for s, d in labels.items()},
+        "voices": {s: sorted(v) for s, v in voices.items()},
+        "f0": f0,
+        "acoustics": {s: dict(sorted(c.items())) for s, c in acoustics.items()},
+        "nonspeech": {s: dict(sorted(c.items())) for s, c in nonspeech.items()},
+    }
 
 
 def build_corpus(
@@ -209,6 +258,8 @@ def build_corpus(
     flite_share: float = 0.3,
     text_holdout: float = 0.2,
     snr_db: tuple[float, float] = (-5.0, 10.0),
+    nonspeech_share: float = 0.06,
+    clean_share: float = 0.4,
     overwrite: bool = False,
     progress: bool = False,
 ) -> CorpusSummary:
@@ -227,6 +278,8 @@ def build_corpus(
         flite_share: chance that a clip uses a flite voice when its split has both engines.
         text_holdout: fraction of sentences (and facts, sums) reserved for the test split.
         snr_db: range of the speech-to-event power ratio for VED clips.
+        nonspeech_share: share of every task's clips that hold no speech (empty target; see plan.py).
+        clean_share: share of clips left without acoustic augmentation (osum.data.synth.acoustics); 1 = none.
         overwrite: replace an existing corpus in ``out_dir`` (its wavs and manifests) instead of refusing.
         progress: show a progress bar.
     """
@@ -243,6 +296,8 @@ def build_corpus(
         flite_share=flite_share,
         text_holdout=text_holdout,
         snr_db=tuple(snr_db),
+        nonspeech_share=nonspeech_share,
+        clean_share=clean_share,
     )
     started = time.monotonic()
     specs = plan_corpus(settings)  # validates the settings before anything is written
@@ -259,17 +314,12 @@ def build_corpus(
     for split in SPLITS:
         manifests[split] = out / f"{split}.jsonl"
         _write_manifest(manifests[split], [r for r in records if r["extra"]["split"] == split], out)
-    counts, seconds, labels, voices, f0 = _summarise(records)
     summary = CorpusSummary(
         out_dir=out,
         manifests=manifests,
         card=out / "README.md",
-        counts=counts,
-        seconds=seconds,
-        labels=labels,
-        voices=voices,
-        f0=f0,
         build_seconds=round(time.monotonic() - started, 2),
+        **_summarise(records),
     )
     write_card(summary.card, summary, settings, TASK_LABELS)
     return summary

@@ -6,6 +6,8 @@ modify their input.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import soxr
 
@@ -79,10 +81,29 @@ def shift_spectrum(x: np.ndarray, factor: float) -> np.ndarray:
     return resample(x, SAMPLE_RATE * factor, SAMPLE_RATE)
 
 
+@functools.cache
+def fast_len(n: int) -> int:
+    """The smallest ``2^a 3^b 5^c >= n``: an FFT size that numpy transforms quickly (a length with a large
+    prime factor can be 20 times slower)."""
+    best = 1 << max(0, int(n - 1).bit_length())
+    p5 = 1
+    while p5 < best:
+        p35 = p5
+        while p35 < best:
+            m = p35
+            while m < n:
+                m *= 2
+            best = min(best, m)
+            p35 *= 3
+        p5 *= 5
+    return max(best, 1)
+
+
 def band_filter(x: np.ndarray, low: float, high: float, rolloff: float = 0.15) -> np.ndarray:
     """Zero-phase band-pass in the FFT domain with raised-cosine edges ``rolloff`` octaves wide."""
-    spec = np.fft.rfft(x)
-    freqs = np.fft.rfftfreq(len(x), 1.0 / SAMPLE_RATE)
+    size = fast_len(len(x))
+    spec = np.fft.rfft(x, size)
+    freqs = np.fft.rfftfreq(size, 1.0 / SAMPLE_RATE)
     octaves = np.log2(np.maximum(freqs, 1.0))
     gain = np.ones_like(freqs)
     for edge, sign in ((low, 1.0), (high, -1.0)):
@@ -90,20 +111,21 @@ def band_filter(x: np.ndarray, low: float, high: float, rolloff: float = 0.15) -
             continue
         t = np.clip(sign * (octaves - np.log2(edge)) / rolloff + 0.5, 0.0, 1.0)
         gain *= 0.5 - 0.5 * np.cos(np.pi * t)
-    return np.fft.irfft(spec * gain, n=len(x)).astype(np.float32)
+    return np.fft.irfft(spec * gain, n=size)[: len(x)].astype(np.float32)
 
 
 def colored_noise(
     n: int, rng: np.random.Generator, low: float, high: float, tilt_db: float = 0.0
 ) -> np.ndarray:
     """Band-limited Gaussian noise ``(n,)`` with unit RMS; ``tilt_db`` dB per octave above ``low``."""
-    noise = rng.standard_normal(n)
+    size = fast_len(n)  # made at a fast FFT length and cut to n
+    noise = rng.standard_normal(size)
     if tilt_db:
         spec = np.fft.rfft(noise)
-        freqs = np.maximum(np.fft.rfftfreq(n, 1.0 / SAMPLE_RATE), low)
-        spec *= 10 ** (tilt_db * np.log2(freqs / low) / 20)
-        noise = np.fft.irfft(spec, n=n)
-    out = band_filter(noise, low, high)
+        freqs = np.maximum(np.fft.rfftfreq(size, 1.0 / SAMPLE_RATE), max(low, 1.0))
+        spec *= 10 ** (tilt_db * np.log2(freqs / max(low, 1.0)) / 20)
+        noise = np.fft.irfft(spec, n=size)
+    out = band_filter(noise, low, high)[:n]
     return (out / max(float(np.sqrt((out**2).mean())), _EPS)).astype(np.float32)
 
 

@@ -1,19 +1,25 @@
-"""Procedural vocal events (laugh, cough, cry, screaming, sigh, throat clearing, sneeze) and their mixing.
+"""Procedural vocal events (laugh, cough, cry, screaming, sigh, throat clearing, sneeze) and their mixing, and
+the procedural sounds of non-speech clips (silence, room tone, noise, hum, tones, clicks).
 
-Each generator returns a mono float32 clip ``(N,)`` at 16 kHz, peak 1, built from two ingredients: a voiced
-source (harmonics of a time-varying F0 shaped by vowel formants) and shaped noise, under an envelope that
+Each event generator returns a mono float32 clip ``(N,)`` at 16 kHz, peak 1, built from two ingredients: a
+voiced source (harmonics of a time-varying F0 shaped by vowel formants) and shaped noise, under an envelope that
 gives the event its rhythm. They are caricatures, not recordings: good enough that the event's presence and
 timing are acoustic facts, and that the classes differ in pitch, noisiness and rhythm.
+
+:func:`nonspeech_sound` makes the sound of a clip without speech at an absolute level (dBFS), so that silence
+stays quiet; a vocal event alone (kind ``"event"``) is laid out by ``render.py``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 
+from osum.data.synth.acoustics import make_noise
 from osum.data.synth.dsp import SAMPLE_RATE, active_power, colored_noise, smooth_noise, trim_bounds
 
 Formants = tuple[tuple[float, float], ...]  # (centre Hz, bandwidth Hz)
@@ -204,3 +210,163 @@ def event_gain(speech: np.ndarray, event: np.ndarray, snr_db: float) -> float:
     if ps <= 0 or pe <= 0:
         return 0.0
     return float(np.sqrt(ps / (pe * 10 ** (snr_db / 10))))
+
+
+# ---- non-speech clips ----------------------------------------------------------------------------------------
+
+# Kinds of non-speech clip and their shares. "event" is a vocal event alone (its label is kept for VED only).
+NONSPEECH_KINDS = MappingProxyType(
+    {
+        "silence": 0.1,
+        "room_tone": 0.15,
+        "noise": 0.2,
+        "hum": 0.1,
+        "tones": 0.1,
+        "clicks": 0.1,
+        "event": 0.25,
+    }
+)
+
+
+def _at_rms(x: np.ndarray, dbfs: float) -> np.ndarray:
+    rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if x.size else 0.0
+    return (x * (10 ** (dbfs / 20) / rms)).astype(np.float32) if rms > 0 else x.astype(np.float32)
+
+
+def _at_peak(x: np.ndarray, dbfs: float) -> np.ndarray:
+    peak = float(np.max(np.abs(x))) if x.size else 0.0
+    return (x * (10 ** (dbfs / 20) / peak)).astype(np.float32) if peak > 0 else x.astype(np.float32)
+
+
+def _room_tone(n: int, rng: np.random.Generator, low_db: float, high_db: float) -> tuple[np.ndarray, float]:
+    level = float(rng.uniform(low_db, high_db))
+    color = ("pink", "brown", "speech_shaped")[int(rng.integers(3))]
+    return _at_rms(make_noise(color, n, rng), level), level
+
+
+def silence(n: int, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
+    """Digital silence (a third of the time) or a dither-level floor at -95..-75 dBFS RMS."""
+    if rng.random() < 1 / 3:
+        return np.zeros(n, np.float32), {"level_dbfs": None}
+    level = float(rng.uniform(-95.0, -75.0))
+    return _at_rms(make_noise("white", n, rng), level), {"level_dbfs": round(level, 1)}
+
+
+def room_tone(n: int, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
+    """A quiet room: pink, brown or speech-shaped noise at -75..-50 dBFS RMS."""
+    out, level = _room_tone(n, rng, -75.0, -50.0)
+    return out, {"level_dbfs": round(level, 1)}
+
+
+def steady_noise(n: int, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
+    """Fan, wind, traffic or hiss: coloured noise at -50..-18 dBFS RMS whose level drifts slowly (0-60%)."""
+    color = ("white", "pink", "brown", "speech_shaped")[int(rng.integers(4))]
+    out = make_noise(color, n, rng).astype(np.float64)
+    depth = rng.uniform(0.0, 0.6)
+    out *= np.clip(1.0 + depth * smooth_noise(n, rng, rng.uniform(0.2, 2.0)), 0.1, None)
+    level = float(rng.uniform(-50.0, -18.0))
+    return _at_rms(out, level), {"color": color, "level_dbfs": round(level, 1)}
+
+
+def hum(n: int, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
+    """Mains hum or buzz: 50/60 Hz and 2-12 harmonics (odd ones stronger for a buzz), over a room tone."""
+    f0 = (50.0, 60.0)[int(rng.integers(2))]
+    t = np.arange(n) / SAMPLE_RATE
+    buzz = rng.random() < 0.5
+    out = np.zeros(n)
+    for k in range(1, int(rng.integers(2, 13)) + 1):
+        amp = k ** -rng.uniform(0.5, 1.5) * (1.5 if buzz and k % 2 else 1.0) * rng.uniform(0.5, 1.0)
+        out += amp * np.sin(2 * np.pi * k * f0 * t + rng.uniform(0, 2 * np.pi))
+    out *= 1.0 + 0.05 * smooth_noise(n, rng, 1.0)
+    level = float(rng.uniform(-50.0, -20.0))
+    floor, _ = _room_tone(n, rng, level - 35.0, level - 20.0)
+    return _at_rms(out, level) + floor, {"f0_hz": f0, "buzz": buzz, "level_dbfs": round(level, 1)}
+
+
+def _note(freq: float, n: int, rng: np.random.Generator, harmonics: int) -> np.ndarray:
+    t = np.arange(n) / SAMPLE_RATE
+    out = sum(
+        k**-1.2 * np.sin(2 * np.pi * k * freq * t + rng.uniform(0, 2 * np.pi))
+        for k in range(1, harmonics + 1)
+        if k * freq < SAMPLE_RATE / 2 - 500
+    )
+    return np.asarray(out, dtype=np.float64)
+
+
+def tones(n: int, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
+    """Beeps, dial/DTMF tones, a sweep, or a sequence of chords (music-like), at -25..-3 dBFS peak."""
+    style = ("beeps", "dtmf", "sweep", "chords")[int(rng.integers(4))]
+    out = np.zeros(n)
+    pos = int(rng.uniform(0.0, 0.5) * SAMPLE_RATE)
+    if style == "sweep":
+        f_a, f_b = rng.uniform(150, 600), rng.uniform(2000, 6000)
+        if rng.random() < 0.5:
+            f_a, f_b = f_b, f_a
+        freq = f_a * (f_b / f_a) ** (np.arange(n) / max(n - 1, 1))  # a logarithmic sweep
+        out = np.sin(2 * np.pi * np.cumsum(freq) / SAMPLE_RATE) * envelope(n, 0.02, 0.02)
+    while style != "sweep" and pos < n:
+        if style == "beeps":
+            m = _n(rng.uniform(0.08, 0.5))
+            piece = _note(rng.uniform(400, 2500), m, rng, 1)
+            gap = rng.uniform(0.1, 1.0)
+        elif style == "dtmf":
+            m = _n(rng.uniform(0.07, 0.25))
+            piece = _note(rng.choice((697, 770, 852, 941)), m, rng, 1)
+            piece += _note(rng.choice((1209, 1336, 1477)), m, rng, 1)
+            gap = rng.uniform(0.05, 0.3)
+        else:
+            m = _n(rng.uniform(0.3, 1.5))
+            root = 440.0 * 2 ** ((rng.integers(-15, 10)) / 12)
+            steps = ((0, 4, 7), (0, 3, 7), (0, 4, 7, 10), (0, 5, 9))[int(rng.integers(4))]
+            piece = sum(_note(root * 2 ** (s / 12), m, rng, int(rng.integers(2, 7))) for s in steps)
+            piece *= envelope(m, 0.01, 0.2, decay_tau=rng.uniform(0.3, 1.5))
+            gap = rng.uniform(0.0, 0.2)
+        m = min(m, n - pos)
+        out[pos : pos + m] += piece[:m] * envelope(m, 0.005, 0.01)
+        pos += m + _n(gap)
+    peak = float(rng.uniform(-25.0, -3.0))
+    floor, _ = _room_tone(n, rng, -80.0, -55.0)
+    return _at_peak(out, peak) + floor, {"style": style, "peak_dbfs": round(peak, 1)}
+
+
+def clicks(n: int, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
+    """Random clicks and crackle, a ticking clock, or keyboard typing, at -25..-3 dBFS peak."""
+    style = ("crackle", "ticks", "typing")[int(rng.integers(3))]
+    out = np.zeros(n)
+    period = rng.uniform(0.25, 1.0)
+    t = rng.uniform(0.0, 0.3)
+    while t * SAMPLE_RATE < n:
+        at = int(t * SAMPLE_RATE)
+        if style == "typing":
+            m = _n(rng.uniform(0.01, 0.03))
+            piece = colored_noise(m, rng, 800, 6000) * envelope(m, 0.001, 0.005, decay_tau=0.006)
+            t += rng.uniform(0.08, 0.25) if rng.random() < 0.85 else rng.uniform(0.4, 1.2)
+        else:
+            m = _n(rng.uniform(0.001, 0.004))
+            piece = colored_noise(m, rng, 300, 7500) * envelope(m, 0.0002, 0.001, decay_tau=0.001)
+            t += period if style == "ticks" else rng.exponential(1.0 / rng.uniform(1.0, 15.0))
+        m = min(m, n - at)
+        out[at : at + m] += piece[:m] * rng.uniform(0.3, 1.0)
+    peak = float(rng.uniform(-25.0, -3.0))
+    floor, _ = _room_tone(n, rng, -80.0, -50.0)
+    return _at_peak(out, peak) + floor, {"style": style, "peak_dbfs": round(peak, 1)}
+
+
+_Sound = Callable[[int, np.random.Generator], tuple[np.ndarray, dict[str, Any]]]
+NONSPEECH_GENERATORS: Mapping[str, _Sound] = MappingProxyType(
+    {
+        "silence": silence,
+        "room_tone": room_tone,
+        "noise": steady_noise,
+        "hum": hum,
+        "tones": tones,
+        "clicks": clicks,
+    }
+)
+
+
+def nonspeech_sound(kind: str, n: int, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
+    """``n`` samples of non-speech ``kind`` (any of NONSPEECH_KINDS but "event") at its own absolute level,
+    float32 within [-1, 1], and a few facts about it (level, colour, style) for the manifest."""
+    audio, info = NONSPEECH_GENERATORS[kind](n, rng)
+    return np.clip(audio, -1.0, 1.0).astype(np.float32), info

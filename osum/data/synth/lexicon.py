@@ -120,6 +120,12 @@ LEXICON = MappingProxyType(
         "outcome": _w(
             "memory|heart health|mood|concentration|sleep quality|balance|blood pressure|creativity"
         ),
+        "energy": _w("solar power|wind power|rainwater|recycled heat|river water|wood chips"),
+        "duration": _w("three years|six months|two winters|a whole decade|eighteen months|four summers"),
+        "sci_topic": _w(
+            "climate change|the early universe|how memory works|ocean currents|the human immune system|"
+            "earthquakes|the origin of life|animal migration"
+        ),
         # ---- horror ----------------------------------------------------------------------------------
         "old_place": _w(
             "old mansion|abandoned church|empty hospital|ruined castle|forgotten cellar|boarded up hotel|"
@@ -176,6 +182,7 @@ LEXICON = MappingProxyType(
             "within three working days|by Friday|tomorrow morning|early next week|within two days|"
             "before the weekend"
         ),
+        "department": _w("billing|technical support|returns|sales|customer care|complaints"),
         "detail": _w(
             "postal code|date of birth|email address|phone number|full name|booking reference|billing address"
         ),

@@ -1,22 +1,29 @@
 """Corpus planning: which clips to make (task, split, text, voice, delivery, labels), before any audio exists.
 
-The plan is a pure function of its arguments, and each (split, task) pair draws from its own random stream,
-so the same seed always gives the same plan, and changing one task's share does not change other tasks.
-Rendering a :class:`ClipSpec` (``osum.data.synth.render``) depends only on the spec, which is what makes
-parallel builds deterministic.
+The plan is a pure function of its arguments, and each (split, task) pair draws from its own random streams
+(one for texts, voices and deliveries, one for the acoustic chains, one for the clips without speech), so the
+same seed always gives the same plan, and changing one task's share does not change other tasks. Rendering a
+:class:`ClipSpec` (``osum.data.synth.render``) depends only on the spec, which is what makes parallel builds
+deterministic.
+
+Every task also gets clips WITHOUT speech (``PlanSettings.nonspeech_share`` of its clips): silence, room tone,
+noise, hum, tones, clicks, or a vocal event alone. Their transcript is empty and they carry no label, except a
+vocal event alone in VED, which keeps its event label (target ``"<cough>"``); so whatever the prompt, the model
+learns that no speech means an empty answer.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
 from osum.data.synth import prosody
-from osum.data.synth.events import EVENT_GENERATORS, PLACEMENTS
+from osum.data.synth.acoustics import TASK_POLICIES, AcousticChain, sample_chain
+from osum.data.synth.events import EVENT_GENERATORS, NONSPEECH_KINDS, PLACEMENTS
 from osum.data.synth.prosody import Delivery
 from osum.data.synth.questions import sample_question
 from osum.data.synth.text import EMOTION_TEMPLATES, SPLITS, STYLE_TEMPLATES, pick, sample_sentence, words_of
@@ -36,6 +43,14 @@ TASK_LABELS = MappingProxyType(
 )
 MAX_SECONDS = 12.0
 MIN_SECONDS = 1.0
+NONSPEECH_SECONDS = (1.0, 8.0)  # length range of a clip without speech
+# Which voices a task may use: SGC and SAP need a known gender (and a real F0); SER and SSR a real F0 (their
+# labels are pitch, rate and voice quality); the others take any voice, whispering and gender-unknown ones too.
+_GENDER_TASKS = ("sgc", "sap")
+_VOICED_TASKS = ("ser", "ssr")
+# How often each gender group is picked when a task does not fix the gender (the variant pool itself is about
+# 18 female, 30 male and 53 gender-unknown variants).
+_GENDER_WEIGHTS = MappingProxyType({"female": 0.4, "male": 0.35, "unknown": 0.25})
 _TARGET_SECONDS = 9.0  # plan clips to about this length at most; rendering speeds up anything over 12 s
 
 
@@ -47,7 +62,7 @@ class ClipSpec:
     split: str
     task: str
     text: str
-    voice: Voice
+    voice: Voice | None  # None for a clip without speech
     delivery: Delivery
     seed: int
     labels: Mapping[str, str] = field(default_factory=dict)
@@ -57,6 +72,9 @@ class ClipSpec:
     snr_db: float | None = None
     answer: str | None = None
     info: Mapping[str, Any] = field(default_factory=dict)  # goes into the record's extra (question facts)
+    acoustics: AcousticChain = AcousticChain()  # speed, reverb, noise, codec, gain (see acoustics.py)
+    nonspeech: str | None = None  # a clip without speech: its kind (events.NONSPEECH_KINDS)
+    seconds: float | None = None  # planned length of a clip without speech
 
     @property
     def audio_path(self) -> str:
@@ -78,6 +96,8 @@ class PlanSettings:
     text_holdout: float = 0.2
     snr_db: tuple[float, float] = (-5.0, 10.0)
     min_clips: int = 2
+    nonspeech_share: float = 0.06  # share of each task's clips that hold no speech
+    clean_share: float = 0.4  # share of clips left without acoustic augmentation
 
     def validate(self) -> None:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
@@ -90,6 +110,10 @@ class PlanSettings:
             raise ConfigError(f"text_holdout must be in (0, 1), got {self.text_holdout!r}")
         if not 0.0 <= self.flite_share <= 1.0:
             raise ConfigError(f"flite_share must be in [0, 1], got {self.flite_share!r}")
+        if not 0.0 <= self.nonspeech_share <= 0.5:
+            raise ConfigError(f"nonspeech_share must be in [0, 0.5], got {self.nonspeech_share!r}")
+        if not 0.0 <= self.clean_share <= 1.0:
+            raise ConfigError(f"clean_share must be in [0, 1], got {self.clean_share!r}")
         low, high = self.snr_db
         if low > high:
             raise ConfigError(f"snr_db range must be (low, high) with low <= high, got {self.snr_db!r}")
@@ -117,9 +141,11 @@ def _seconds_per_word(d: Delivery, word_by_word: bool) -> float:
 
 def estimate_seconds(spec: ClipSpec) -> float:
     """Rough clip length before rendering (used to spend the hour budget; within about 10% on average)."""
+    if spec.nonspeech is not None:
+        return spec.seconds or MIN_SECONDS
     n = len(words_of(spec.text))
     event = 1.0 if spec.event is not None and spec.placement != "inside" else 0.0
-    return n * _seconds_per_word(spec.delivery, spec.word_by_word) + 0.5 + event
+    return n * _seconds_per_word(spec.delivery, spec.word_by_word) / spec.acoustics.speed + 0.5 + event
 
 
 def _max_words(d: Delivery, word_by_word: bool, event: bool) -> int:
@@ -128,8 +154,16 @@ def _max_words(d: Delivery, word_by_word: bool, event: bool) -> int:
 
 
 def _choose_voice(
-    pool: Sequence[Voice], rng: np.random.Generator, flite_share: float, gender: str | None = None
+    pool: Sequence[Voice],
+    rng: np.random.Generator,
+    flite_share: float,
+    task: str,
+    gender: str | None = None,
 ) -> Voice:
+    if task in _GENDER_TASKS:
+        pool = [v for v in pool if v.gender_known]
+    elif task in _VOICED_TASKS:
+        pool = [v for v in pool if v.voiced]
     if gender is not None:
         pool = [v for v in pool if v.gender == gender]
         if not pool:
@@ -141,7 +175,11 @@ def _choose_voice(
     espeak = [v for v in pool if v.engine != "flite"]
     if flite and (not espeak or rng.random() < flite_share):
         return pick(rng, flite)
-    return pick(rng, espeak)
+    # A gender group first, then a voice of it: otherwise the many gender-unknown variants would dominate.
+    groups = [g for g in _GENDER_WEIGHTS if any(v.gender == g for v in espeak)]
+    p = np.array([_GENDER_WEIGHTS[g] for g in groups])
+    group = groups[int(rng.choice(len(groups), p=p / p.sum()))]
+    return pick(rng, [v for v in espeak if v.gender == group])
 
 
 def _plan_one(
@@ -156,7 +194,7 @@ def _plan_one(
     # Children are spoken by female engine voices: before puberty voices of both sexes are alike, and the
     # male engine voices cannot be raised to a child's F0 (about 300 Hz) without sounding like cartoons.
     gender = label if task == "sgc" else "female" if (task, label) == ("sap", "child") else None
-    voice = _choose_voice(pool, rng, s.flite_share, gender=gender)
+    voice = _choose_voice(pool, rng, s.flite_share, task, gender=gender)
     seed = int(rng.integers(2**62))
     common = {"key": key, "split": split, "task": task, "voice": voice, "seed": seed}
     field_name = TASK_LABELS[task][0] if task in TASK_LABELS else None
@@ -194,12 +232,40 @@ def _plan_one(
     )
 
 
+def _plan_nonspeech(task: str, split: str, key: str, rng: np.random.Generator, s: PlanSettings) -> ClipSpec:
+    """A clip without speech for ``task``: empty text, no labels (a vocal event alone keeps its label in VED)."""
+    kinds = list(NONSPEECH_KINDS)
+    p = np.array([NONSPEECH_KINDS[k] for k in kinds])
+    kind = kinds[int(rng.choice(len(kinds), p=p / p.sum()))]
+    seconds = round(float(rng.uniform(*NONSPEECH_SECONDS)), 2)
+    event = pick(rng, tuple(EVENT_GENERATORS)) if kind == "event" else None
+    policy = TASK_POLICIES["ved" if kind == "event" else "nonspeech"]
+    # A lone event is its own "speech" for the noise SNR: at least 5 dB above the noise.
+    chain = sample_chain(rng, replace(policy, clean_share=s.clean_share), event_snr_db=0.0 if event else None)
+    return ClipSpec(
+        key=key,
+        split=split,
+        task=task,
+        text="",
+        voice=None,
+        delivery=Delivery(),
+        seed=int(rng.integers(2**62)),
+        labels={"event": event} if task == "ved" and event else {},
+        event=event,
+        acoustics=replace(chain, speed=1.0),
+        nonspeech=kind,
+        seconds=seconds,
+    )
+
+
 def plan_corpus(settings: PlanSettings) -> list[ClipSpec]:
     """All clips of the corpus, train first, then test; within a split task by task in ``TASK_NAMES`` order.
 
     Each (split, task) gets ``hours * split share * task weight / total weight`` of estimated audio, and at
-    least ``min_clips`` clips when its share is not zero. Classification labels are used in turn (in a
-    shuffled order per round), so even a tiny corpus covers every label of a task about equally.
+    least ``min_clips`` speech clips when its share is not zero; ``nonspeech_share`` of its clips (spread
+    evenly, the first after about 8 speech clips at the default share) hold no speech. Classification labels are
+    used in turn (in a shuffled order per round), so even a tiny corpus covers every label of a task about
+    equally.
     """
     settings.validate()
     voices = split_voices(settings.engines, settings.flite_split)
@@ -213,14 +279,27 @@ def plan_corpus(settings: PlanSettings) -> list[ClipSpec]:
             if budget <= 0:
                 continue
             rng = np.random.default_rng([settings.seed, split_index, task_index])
+            aug_rng = np.random.default_rng([settings.seed, split_index, task_index, 1])
+            none_rng = np.random.default_rng([settings.seed, split_index, task_index, 2])
+            policy = replace(TASK_POLICIES[task], clean_share=settings.clean_share)
             labels = TASK_LABELS[task][1] if task in TASK_LABELS else (None,)
+            # Non-speech clips per speech clip; `due` spreads them evenly through the task's clips.
+            ratio = settings.nonspeech_share / (1.0 - settings.nonspeech_share)
             order: list = []
-            spent, count = 0.0, 0
-            while spent < budget or count < settings.min_clips:
-                if not order:
-                    order = [labels[i] for i in rng.permutation(len(labels))]
+            spent, count, speech_clips, due = 0.0, 0, 0, 0.5
+            while spent < budget or speech_clips < settings.min_clips:
                 key = f"{split}-{task}-{count:06d}"
-                spec = _plan_one(task, split, key, order.pop(0), voices[split], rng, settings)
+                if due >= 1.0:
+                    spec = _plan_nonspeech(task, split, key, none_rng, settings)
+                    due -= 1.0
+                else:
+                    if not order:
+                        order = [labels[i] for i in rng.permutation(len(labels))]
+                    spec = _plan_one(task, split, key, order.pop(0), voices[split], rng, settings)
+                    chain = sample_chain(aug_rng, policy, event_snr_db=spec.snr_db)
+                    spec = replace(spec, acoustics=chain)
+                    speech_clips += 1
+                    due += ratio
                 specs.append(spec)
                 spent += estimate_seconds(spec)
                 count += 1

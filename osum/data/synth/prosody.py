@@ -2,7 +2,8 @@
 
 These are PROCEDURAL PROXIES: a "sad" clip is a clip spoken low, slow and quiet, not a sad speaker. The
 settings are drawn from ranges (so classes overlap a little, like real speech) and recorded in the manifest.
-``apply_effects`` adds what the engines cannot do: a spectrum shift (child vocal tract), tremolo, roughness
+``apply_effects`` adds what the engines cannot do: a spectrum shift (child vocal tract; and for every other clip a
+small random one, 0.95-1.05, so that formants vary from clip to clip within a voice), tremolo, roughness
 (croak-like shimmer), breathiness and tension (soft saturation).
 """
 
@@ -44,6 +45,8 @@ class Delivery:
 
 
 # Each table row: field -> (low, high) drawn uniformly, or a tuple of choices for pitch_range.
+# Rows without a "shift" get this one: a +-5% formant and pitch shift per clip (vocal-tract length variety).
+_SHIFT = (0.95, 1.05)
 _DEFAULT = {"pitch": (38, 62), "speed": (150, 195), "pitch_range": ("low", "medium", "high")}
 
 EMOTION_DELIVERY = MappingProxyType(
@@ -150,6 +153,7 @@ STYLE_DELIVERY = MappingProxyType(
 
 def _draw(table: dict, rng: np.random.Generator) -> Delivery:
     values: dict[str, Any] = {}
+    table = {"shift": _SHIFT, **table}
     for name in sorted(table):  # sorted: the draw order (and so the result) must not depend on dict order
         spec = table[name]
         if name == "pitch_range":

@@ -1,4 +1,6 @@
-"""Rendering one planned clip: synthesis, delivery effects, word-by-word assembly, event mixing, levels.
+"""Rendering one planned clip: synthesis, delivery effects, word-by-word assembly, event mixing, levels, and
+the acoustic chain (``osum.data.synth.acoustics``: speed, reverberation, noise, channel, gain); and the clips
+without speech.
 
 ``render_clip(spec)`` depends only on ``spec`` (its seed drives every random choice), so any process renders
 the same samples for the same spec.
@@ -6,12 +8,15 @@ the same samples for the same spec.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
+from osum.data.synth.acoustics import AcousticChain, apply_chain, speed_perturb
 from osum.data.synth.dsp import SAMPLE_RATE, active_power, colored_noise, normalize_peak, trim_bounds
-from osum.data.synth.events import event_gain, layout, make_event
+from osum.data.synth.events import event_gain, layout, make_event, nonspeech_sound
 from osum.data.synth.plan import MAX_SECONDS, MIN_SECONDS, ClipSpec
 from osum.data.synth.prosody import apply_effects
 from osum.data.synth.text import words_of
@@ -19,6 +24,7 @@ from osum.data.tts import synthesize_array
 from osum.errors import OsumError
 
 PEAK_DB = -3.0  # default peak level of every clip before its delivery's level offset
+MAX_PEAK_DB = -1.0  # a gain change never takes a clip's peak above this
 _SPEEDUPS = (1.0, 1.2, 1.45, 1.75)  # rate factors tried when a clip comes out longer than MAX_SECONDS
 
 
@@ -32,6 +38,9 @@ class Rendered:
     event_span: tuple[float, float] | None = None
     snr_db: float | None = None
     speed_factor: float = 1.0
+    dry: np.ndarray | None = None  # float32 ``(N,)``: the clip before the acoustic chain (same timing)
+    acoustics: Mapping[str, Any] = field(default_factory=dict)  # what the chain applied (to_dict)
+    nonspeech: Mapping[str, Any] | None = None  # facts about the sound of a clip without speech
 
     @property
     def duration(self) -> float:
@@ -85,13 +94,53 @@ def speech_of(
     return np.concatenate(pieces), spans
 
 
+def _perturb(
+    speech: np.ndarray, spans: list[tuple[str, int, int]] | None, speed: float
+) -> tuple[np.ndarray, list[tuple[str, int, int]] | None]:
+    """Speed perturbation of the trimmed speech; word spans are moved with it (to within one sample)."""
+    if speed == 1.0:
+        return speech, spans
+    out = speed_perturb(speech, speed)
+    scale = len(out) / max(len(speech), 1)
+    if spans is not None:
+        spans = [(w, min(len(out), round(a * scale)), min(len(out), round(b * scale))) for w, a, b in spans]
+    return out, spans
+
+
+def _finish(
+    dry: np.ndarray, chain: AcousticChain, rng: np.random.Generator, speech_power: float, peak_db: float
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """The acoustic chain on the peak-normalised ``dry`` clip, then the final peak level (``peak_db`` plus the
+    chain's gain, at most MAX_PEAK_DB) and 16-bit quantisation."""
+    if chain.clean:
+        audio, applied = dry, {}
+    else:
+        wet, applied = apply_chain(dry, chain, rng, speech_power)
+        audio = normalize_peak(wet, min(MAX_PEAK_DB, peak_db + chain.gain_db))
+    return _quantise(audio), applied
+
+
+def _quantise(audio: np.ndarray) -> np.ndarray:
+    # Quantise as the 16-bit wav will, so the returned samples are exactly what a reader gets back.
+    # (soundfile maps int16 to float by 1/32768.)
+    return (np.clip(np.round(np.asarray(audio) * 32768.0), -32768, 32767) / 32768.0).astype(np.float32)
+
+
+def _peak_gain(x: np.ndarray, peak_db: float) -> float:
+    peak = float(np.max(np.abs(x))) if x.size else 0.0
+    return 10 ** (peak_db / 20) / peak if peak > 1e-12 else 1.0
+
+
 def render_clip(spec: ClipSpec, with_event: bool = True) -> Rendered:
     """Render ``spec``. ``with_event=False`` gives the same clip without its event (same layout and level
     reference), which is how tests prove that the event is where the manifest says."""
-    seeds = np.random.SeedSequence(spec.seed).spawn(4)
+    if spec.nonspeech is not None:
+        return _render_nonspeech(spec, with_event)
+    seeds = np.random.SeedSequence(spec.seed).spawn(5)
+    chain = spec.acoustics
     for factor in _SPEEDUPS:
-        fx_rng, lay_rng, ev_rng, noise_rng = (np.random.default_rng(s) for s in seeds)
-        speech, spans = speech_of(spec, factor, fx_rng)
+        fx_rng, lay_rng, ev_rng, noise_rng, chain_rng = (np.random.default_rng(s) for s in seeds)
+        speech, spans = _perturb(*speech_of(spec, factor, fx_rng), chain.speed)
         lead = int(lay_rng.uniform(0.1, 0.4) * SAMPLE_RATE)
         tail = int(lay_rng.uniform(0.1, 0.4) * SAMPLE_RATE)
         event = make_event(spec.event, ev_rng) if spec.event else np.zeros(0, np.float32)
@@ -115,10 +164,10 @@ def render_clip(spec: ClipSpec, with_event: bool = True) -> Rendered:
     # A faint noise floor (45-60 dB below the speech) so that pauses are not digital silence.
     floor_db = noise_rng.uniform(45.0, 60.0)
     canvas += np.sqrt(speech_power) * 10 ** (-floor_db / 20) * colored_noise(length, noise_rng, 50.0, 7500.0)
-    audio = normalize_peak(canvas, PEAK_DB + spec.delivery.level_db)
-    # Quantise as the 16-bit wav will, so the returned samples are exactly what a reader gets back.
-    # (soundfile maps int16 to float by 1/32768.)
-    audio = (np.clip(np.round(audio * 32768.0), -32768, 32767) / 32768.0).astype(np.float32)
+    peak_db = PEAK_DB + spec.delivery.level_db
+    gain = _peak_gain(canvas, peak_db)
+    dry = canvas * gain
+    audio, applied = _finish(dry, chain, chain_rng, speech_power * gain**2, peak_db)
     sec = 1.0 / SAMPLE_RATE
     words = None
     if spans is not None:
@@ -135,4 +184,51 @@ def render_clip(spec: ClipSpec, with_event: bool = True) -> Rendered:
         event_span=event_span,
         snr_db=spec.snr_db,
         speed_factor=factor,
+        dry=dry.astype(np.float32),
+        acoustics=applied,
+    )
+
+
+def _render_nonspeech(spec: ClipSpec, with_event: bool) -> Rendered:
+    """A clip without speech: a vocal event alone (peak-normalised like speech, then the chain), or a
+    non-speech sound at its own absolute level (then reverberation and channel only)."""
+    sound_rng, lay_rng, ev_rng, noise_rng, chain_rng = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(spec.seed).spawn(5)
+    )
+    n = max(int((spec.seconds or MIN_SECONDS) * SAMPLE_RATE), int(MIN_SECONDS * SAMPLE_RATE))
+    sec = 1.0 / SAMPLE_RATE
+    if spec.nonspeech != "event":
+        sound, info = nonspeech_sound(spec.nonspeech, n, sound_rng)
+        dry = sound.astype(np.float64)
+        applied: dict[str, Any] = {}
+        audio = dry
+        if not spec.acoustics.clean:
+            audio, applied = apply_chain(dry, spec.acoustics, chain_rng)
+        return Rendered(
+            audio=_quantise(np.clip(audio, -1.0, 1.0)),
+            dry=sound,
+            acoustics=applied,
+            nonspeech={"kind": spec.nonspeech, **info},
+        )
+    event = make_event(spec.event, ev_rng)
+    lead = int(lay_rng.uniform(0.1, 0.6) * SAMPLE_RATE)
+    tail = int(lay_rng.uniform(0.1, 0.6) * SAMPLE_RATE)
+    length = min(max(n, lead + len(event) + tail), int(MAX_SECONDS * SAMPLE_RATE))
+    at = lead + int(lay_rng.uniform(0.0, 1.0) * max(0, length - tail - lead - len(event)))
+    event = event[: max(0, length - at)]
+    power = active_power(event)
+    floor_db = noise_rng.uniform(45.0, 60.0)
+    canvas = np.sqrt(power) * 10 ** (-floor_db / 20) * colored_noise(length, noise_rng, 50.0, 7500.0)
+    placed = np.zeros(length, np.float64)
+    placed[at : at + len(event)] = event
+    # The level reference is the clip with its event, even when it is rendered without.
+    gain = _peak_gain(canvas + placed, PEAK_DB)
+    dry = (canvas + placed if with_event else canvas) * gain
+    audio, applied = _finish(dry, spec.acoustics, chain_rng, power * gain**2, PEAK_DB)
+    return Rendered(
+        audio=audio,
+        event_span=(round(at * sec, 4), round((at + len(event)) * sec, 4)),
+        dry=dry.astype(np.float32),
+        acoustics=applied,
+        nonspeech={"kind": "event"},
     )
