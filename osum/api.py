@@ -24,12 +24,15 @@ from osum.data.collate import collate
 from osum.errors import ConfigError, OsumError, TaskError
 from osum.export import is_delta_dir, load_delta
 from osum.inference.decoding import DecodingOptions, generate_ids
+from osum.inference.word_times import word_times
 from osum.model.codec import LLMCodec, WhisperCodec
 from osum.model.osum import OsumModel
 from osum.model.whisper_tasks import WhisperTaskModel
 from osum.presets import PRESETS, preset_config
 from osum.runtime import default_device, parse_dtype, trained_models_dir
-from osum.tasks import PromptTable, Task, TaskResult, default_prompts, get_task
+from osum.tasks import LABEL_FIELDS, PromptTable, Task, TaskResult, default_prompts, get_task
+from osum.tasks.base import Word, normalize_text
+from osum.tasks.srwt import format_words
 
 AudioInput = str | os.PathLike | np.ndarray | torch.Tensor
 _T = TypeVar("_T")
@@ -64,7 +67,8 @@ class Osum:
     def codec(self, language: str | None = None, random_prompt: bool = True) -> LLMCodec | WhisperCodec:
         """How this model's prompts and targets become token ids (``language`` defaults to the model's own)."""
         if self.config.architecture == "whisper":
-            return WhisperCodec(self.tokenizer, self.config.decoder.eot_token_id)
+            d = self.config.decoder
+            return WhisperCodec(self.tokenizer, d.eot_token_id, d.label_heads)
         return LLMCodec(
             self.tokenizer,
             self.prompts,
@@ -134,6 +138,8 @@ class Osum:
         once. ``language`` picks the prompt language (default: the model's).
         """
         options = options or DecodingOptions()
+        if self.config.architecture == "whisper" and self.config.decoder.label_heads:
+            return self._answer_with_heads(queries, options, progress)
         codec = self.codec(language)
         n_mels = self.config.encoder.n_mels
         feats: dict[int, torch.Tensor] = {}
@@ -163,6 +169,76 @@ class Osum:
             for (index, _, task, _), text in zip(chunk, texts, strict=True):
                 results[index] = task.parse(text)
         return [r for r in results if r is not None]
+
+    @torch.inference_mode()
+    def _answer_with_heads(
+        self, queries: Sequence[Query], options: DecodingOptions, progress: bool
+    ) -> list[TaskResult]:
+        """A stage-1 Whisper with label heads: per clip one encoder pass, one decode with Whisper's own prompt and
+        one read of the label heads, whatever tasks it is asked. Each task's answer is that transcript followed by
+        the task's labels in the ASR+X format; an empty transcript (no speech) gets no labels. SRWT's word times
+        come from the alignment heads' cross-attention (:mod:`osum.inference.word_times`)."""
+        if options.num_beams > 1:
+            raise ConfigError(
+                "beam search is not available for Whisper (stage-1) models yet: use num_beams=1"
+            )
+        clips: dict[int, int] = {}
+        waves: list[torch.Tensor] = []
+        tasks = []
+        timed: set[int] = set()  # clips asked for word times (SRWT)
+        for query in queries:
+            if query.prompt is not None:
+                raise TaskError("a Whisper (stage-1) model takes a task, not a free-text prompt")
+            tasks.append(self.task(query.task))
+            if id(query.audio) not in clips:
+                clips[id(query.audio)] = len(waves)
+                waves.append(query.audio)
+            if tasks[-1].name == "srwt":
+                timed.add(clips[id(query.audio)])
+        feats = [log_mel_spectrogram(w, self.config.encoder.n_mels) for w in waves]
+        prompt = self.codec().prompt_ids(self.task("asr"))
+        codec = self.codec()
+        transcripts: list[str] = [""] * len(waves)
+        labels: list[dict[str, str]] = [{} for _ in waves]
+        words: list[list[Word]] = [[] for _ in waves]
+        order = sorted(range(len(waves)), key=lambda i: -feats[i].shape[0])
+        chunks = list(_chunks(order, options.batch_size))
+        if progress:
+            from tqdm import tqdm
+
+            chunks = tqdm(chunks, desc="decoding", unit="batch")
+        model: WhisperTaskModel = self.model  # type: ignore[assignment]
+        if options.do_sample and options.seed is not None:
+            torch.manual_seed(options.seed)
+        for chunk in chunks:
+            batch = collate([feats[i] for i in chunk], [prompt] * len(chunk), [[] for _ in chunk]).to(
+                self.device
+            )
+            encoded = model.encode(batch)
+            ids = model.generate(
+                batch, options.max_new_tokens, options.do_sample, options.temperature, options.top_k, encoded
+            )
+            logits = model.label_logits(*encoded)
+            for row, i in enumerate(chunk):
+                labels[i] = {f: LABEL_FIELDS[f].values[int(v[row].argmax())] for f, v in logits.items()}
+                # the model's own speech head (label_fields has "speech"; trained heads only): no words, no text
+                silent = self.config.trained and labels[i].get("speech") == "none"
+                transcripts[i] = "" if silent else codec.decode(ids[row])
+                if i in timed and transcripts[i]:
+                    weights = model.alignment_weights(prompt, ids[row], encoded[0][row : row + 1])
+                    pieces = [self.tokenizer.decode([t]) for t in ids[row]]
+                    words[i] = word_times(weights, int(encoded[1][row]), pieces)
+        results = []
+        for query, task in zip(queries, tasks, strict=True):
+            i = clips[id(query.audio)]
+            text = transcripts[i]
+            if task.name == "srwt" and words[i]:
+                text = format_words(words[i])
+            elif normalize_text(text):  # speech: the task's labels follow the transcript, as in its targets
+                body = text if task.has_transcript else ""
+                text = body + "".join(f"<{labels[i][f.name]}>" for f in task.label_fields)
+            results.append(task.parse(text))
+        return results
 
     def _load(self, audio: AudioInput, index: int, sample_rate: int | None) -> torch.Tensor:
         name = str(audio) if isinstance(audio, (str, os.PathLike)) else f"audio[{index}]"

@@ -97,7 +97,7 @@ def _load_whisper_source(model: WhisperTaskModel, source: str) -> None:
     from osum.convert.whisper import load_whisper, packaged_tiny_en_dir
 
     folder = packaged_tiny_en_dir() if source == "packaged:whisper-tiny.en" else Path(source)
-    _, hf = load_whisper(folder)
+    hf_config, hf = load_whisper(folder)
     sd = {
         k.removeprefix("model."): v
         for k, v in hf.items()
@@ -111,6 +111,13 @@ def _load_whisper_source(model: WhisperTaskModel, source: str) -> None:
         50358 if emb.shape[0] == 51864 else 50359
     )  # <|transcribe|> in English-only / multilingual Whisper
     sd["decoder.embed_tokens.weight"] = torch.cat([emb, emb[transcribe].expand(n_new, -1)])
+    if model.label_tokens is not None:  # not in Whisper: the label heads keep their seeded initialisation
+        sd.update({f"label_tokens.{k}": v for k, v in model.label_tokens.state_dict().items()})
+        # it decodes as the pretrained Whisper does, so it keeps Whisper's decoding rules
+        d = model.config.decoder
+        d.suppress_tokens = list(hf_config.suppress_tokens or [])
+        d.begin_suppress_tokens = list(hf_config.begin_suppress_tokens or [])
+        d.alignment_heads = [list(p) for p in getattr(hf_config, "alignment_heads", None) or []]
     _load_strict(model, sd, f"Whisper source {source!r}")
 
 

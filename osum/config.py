@@ -32,6 +32,10 @@ class EncoderConfig:
     heads: int = 16
     ffn_dim: int = 4096
     max_positions: int = 1500  # rows of the position table = 30 s of audio at 50 Hz
+    # not in OSUM: encode every clip as pretrained Whisper does, padded with silence to the whole window (30 s),
+    # then keep the clip's own frames. A pretrained encoder fed unpadded clips sees inputs it never trained on
+    # (its decoder loops on them); padded, it keeps what it knows of real speech (recipes/mini/RESULTS.md).
+    pad_to_window: bool = False
 
 
 @dataclass
@@ -91,6 +95,16 @@ class DecoderConfig:
     vocab_size: int = 51864
     max_positions: int = 448
     eot_token_id: int = 50256  # <|endoftext|>
+    # not in OSUM: the decoder keeps Whisper's own prompt and transcribes as the pretrained model does, and the
+    # labels come from classifiers on the pooled encoder frames (osum/model/label_tokens.py), written after the
+    # transcript in the ASR+X format. False: one task tag token per task in the decoder prompt (OSUM's stage 1).
+    label_heads: bool = False
+    # Whisper's own decoding rules, read from the pretrained source when label_heads is set: token ids never
+    # generated, ids not allowed as the first token, and the (layer, head) cross-attention pairs that follow the
+    # speech (word times)
+    suppress_tokens: list[int] = field(default_factory=list)
+    begin_suppress_tokens: list[int] = field(default_factory=list)
+    alignment_heads: list[list[int]] = field(default_factory=list)
 
 
 @dataclass
@@ -120,6 +134,9 @@ class ModelConfig:
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
     sources: SourcesConfig = field(default_factory=SourcesConfig)
     prompt_language: str = "en"  # which prompt set the model was trained with ("en" ours, "zh" OSUM's)
+    # the classifiers of the label tokens / label heads (osum.tasks.LABEL_FIELDS): the task fields, and "speech"
+    # (does the clip hold words at all) for models that learn to answer silence and noise with nothing
+    label_fields: list[str] = field(default_factory=lambda: ["gender", "age", "emotion", "style", "event"])
     trained: bool = True  # False while the adaptor is randomly initialised (say so to users)
 
     @property
@@ -155,6 +172,10 @@ class DataConfig:
     max_time_mask: int = 50
     freq_masks: int = 2
     max_freq_mask: int = 10
+    # a folder of each clip's encoder output, computed once before training (osum/data/encoder_cache.py): for an
+    # encoder that does not train (e.g. a frozen pretrained Whisper run on padded 30 s windows); SpecAugment then
+    # masks frames and channels of the cached output. "" = run the encoder on every batch
+    encoder_cache: str = ""
     prompt_language: str = "en"  # "en", "zh", or "mixed" (pick either at random)
     random_prompt: bool = True  # a random prompt of the task per utterance (False: always the first)
     # A prompt YAML {task: {lang: [prompt, ...]}}: these replace the model's prompts of those tasks and languages

@@ -13,6 +13,9 @@ from osum.config import (
 )
 from osum.errors import ConfigError
 
+# the mini presets' classifiers: every task label, and whether the clip holds speech at all
+LABEL_FIELDS_WITH_SPEECH = ["event", "emotion", "style", "gender", "age", "speech"]
+
 
 def _osum_7b() -> ModelConfig:
     # Whisper-medium encoder, OSUM adaptor, Qwen2-7B(-Instruct) dims; weights only via `osum convert-osum infer.pt`.
@@ -22,7 +25,11 @@ def _osum_7b() -> ModelConfig:
 
 
 def _tiny_en_encoder() -> EncoderConfig:
-    return EncoderConfig(n_mels=80, d_model=384, layers=4, heads=6, ffn_dim=1536, max_positions=1500)
+    # pad_to_window: the pretrained encoder sees clips as it was trained to, padded to 30 s (what it knows of
+    # real speech stays; recipes/mini/RESULTS.md section 9)
+    return EncoderConfig(
+        n_mels=80, d_model=384, layers=4, heads=6, ffn_dim=1536, max_positions=1500, pad_to_window=True
+    )
 
 
 def _mini() -> ModelConfig:
@@ -51,6 +58,7 @@ def _mini() -> ModelConfig:
             encoder="packaged:whisper-tiny.en", llm="packaged:smollm2-135m", tokenizer="packaged:smollm2-135m"
         ),
         prompt_language="en",
+        label_fields=LABEL_FIELDS_WITH_SPEECH,
         trained=False,
     )
 
@@ -76,16 +84,24 @@ def _tiny() -> ModelConfig:
 
 
 def _mini_stage1() -> ModelConfig:
-    # Stage 1 of the paper on the mini scale: Whisper tiny.en itself, with one new decoder tag token per task
-    # (51864 pretrained rows + 12 task tags). Until it is fine-tuned the task tags are untrained.
+    # Stage 1 on the mini scale: Whisper tiny.en itself, transcribing with its own prompt (label_heads), and label
+    # classifiers on its pooled encoder frames (untrained until the recipe trains them). The 12 task tag rows
+    # (51864 pretrained rows + 12) stay for OSUM's tag-prompted stage 1 (decoder.label_heads false).
     return ModelConfig(
         name="mini-stage1",
         architecture="whisper",
         encoder=_tiny_en_encoder(),
         decoder=DecoderConfig(
-            d_model=384, layers=4, heads=6, ffn_dim=1536, vocab_size=51876, max_positions=448
+            d_model=384,
+            layers=4,
+            heads=6,
+            ffn_dim=1536,
+            vocab_size=51876,
+            max_positions=448,
+            label_heads=True,
         ),
         sources=SourcesConfig(encoder="packaged:whisper-tiny.en", tokenizer="packaged:whisper-tiny.en"),
+        label_fields=LABEL_FIELDS_WITH_SPEECH,
         trained=False,
     )
 

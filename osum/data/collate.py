@@ -26,11 +26,13 @@ def collate(
     attributes: Sequence[Sequence[int]] | None = None,
     transcripts: Sequence[Sequence[int]] | None = None,
     target_weights: Sequence[Sequence[float]] | None = None,
+    encoder_frames: Sequence[torch.Tensor] | None = None,
 ) -> Batch:
     """feats: per utterance ``(T_i, M)``; ids: per utterance lists (targets already end with the end token);
     ``attributes``: per utterance class indices (:func:`osum.tasks.attribute_classes`), giving ``(B, F)``;
     ``transcripts``: per utterance transcript ids (:class:`osum.model.codec.TranscriptCodec`) for a CTC loss;
-    ``target_weights``: per utterance one loss weight per target id (``Batch.target_weights``, padded with 0).
+    ``target_weights``: per utterance one loss weight per target id (``Batch.target_weights``, padded with 0);
+    ``encoder_frames``: per utterance its cached encoder output ``(T1_i, D)`` (``Batch.encoder_frames``).
 
     ``speech_tokens`` is filled from :func:`num_speech_tokens`, which the model checks against its own output.
     """
@@ -59,6 +61,15 @@ def collate(
         weights = torch.zeros(targets.shape, dtype=torch.float32)
         for i, w in enumerate(target_weights):
             weights[i, : len(w)] = torch.tensor(list(w), dtype=torch.float32)
+    frames = None
+    if encoder_frames is not None:
+        if len(encoder_frames) != len(feats):
+            raise ValueError("collate needs one encoder output per utterance")
+        frames = encoder_frames[0].new_zeros(
+            len(feats), max(f.shape[0] for f in encoder_frames), encoder_frames[0].shape[1]
+        )
+        for i, f in enumerate(encoder_frames):
+            frames[i, : f.shape[0]] = f
     return Batch(
         out,
         lengths,
@@ -71,4 +82,5 @@ def collate(
         trans,
         trans_lengths,
         weights,
+        frames,
     )

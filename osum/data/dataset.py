@@ -20,13 +20,14 @@ from osum.config import DataConfig, DatasetEntry
 from osum.data.audio import log_mel_spectrogram, num_mel_frames
 from osum.data.augment import spec_augment
 from osum.data.collate import collate
+from osum.data.encoder_cache import EncoderCache, frame_augment
 from osum.data.manifest import Utterance, load_utterance_audio, read_any
 from osum.data.sampler import ItemInfo, filter_items, plan_epoch
 from osum.errors import ConfigError, OsumError
 from osum.model.adaptor import num_speech_tokens
 from osum.model.codec import LLMCodec, TranscriptCodec, WhisperCodec
 from osum.model.osum import Batch
-from osum.tasks import LABEL_FIELDS, attribute_classes, get_task
+from osum.tasks import LABEL_FIELDS, attribute_classes, get_task, normalize_text
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,8 @@ class TrainingData:
                 f"data.extra_labels: {unknown} are not label fields; choose from {list(LABEL_FIELDS)}"
             )
         self.cfg, self.n_mels = cfg, n_mels
+        # data.encoder_cache: the trainer fills it (fill_cache) before the first batch is read
+        self.cache = EncoderCache(cfg.encoder_cache) if cfg.encoder_cache else None
         self.codec, self.transcripts, self.label_weight = codec, transcripts, label_weight
         self.weights = [e.weight for e in entries]
         self.utterances: list[Utterance] = []
@@ -114,11 +117,12 @@ class TrainingData:
         log.info("training data: %d utterances kept, dropped %s", len(self.items), dict(self.skipped))
 
     def auxiliary_labels(self, u: Utterance) -> Mapping[str, str]:
-        """The labels of ``u`` for the auxiliary classifiers: its own, plus ``data.extra_labels``' fields it lacks,
-        read from its ``extra``. A value the field does not know is an error naming the clip."""
-        if not self.cfg.extra_labels:
-            return u.labels
+        """The labels of ``u`` for the auxiliary classifiers: its own, ``speech`` (``"none"`` when its transcript is
+        empty, ``"speech"`` when it has words; unknown without a transcript), plus ``data.extra_labels``' fields
+        it lacks, read from its ``extra``. A value the field does not know is an error naming the clip."""
         labels = dict(u.labels)
+        if u.text is not None and "speech" not in labels:
+            labels["speech"] = "speech" if normalize_text(u.text) else "none"
         for name, key in self.cfg.extra_labels.items():
             if name in labels or key not in u.extra:
                 continue
@@ -159,21 +163,37 @@ class BatchSet(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> tuple[Batch | None, int]:
         d, cfg = self.data, self.data.cfg
         feats, prompts, targets, attributes, transcripts, bad = [], [], [], [], [], 0
+        frames: list[torch.Tensor] = []
         weigh = self.train and d.label_weight != 1
         weights: list[list[float]] = []
         for index in self.batches[i]:
             u = d.utterances[index]
             rng = random.Random(f"{cfg.seed}:{self.epoch}:{index}")
             try:
-                wave = load_utterance_audio(u, max_seconds=cfg.max_seconds + 1.0)
-                mel = log_mel_spectrogram(wave, d.n_mels)
+                if d.cache is not None:
+                    cached, n_mel = d.cache.load(u)
+                    if self.train and cfg.spec_augment:
+                        cached = frame_augment(
+                            cached,
+                            rng,
+                            cfg.time_masks,
+                            cfg.max_time_mask // 2,
+                            cfg.freq_masks,
+                            cfg.max_freq_mask * cached.shape[1] // d.n_mels,
+                        )
+                    frames.append(cached)
+                    # the mel length is all the model needs of the features when it has the encoder's output
+                    mel = torch.zeros(n_mel, 0)
+                else:
+                    wave = load_utterance_audio(u, max_seconds=cfg.max_seconds + 1.0)
+                    mel = log_mel_spectrogram(wave, d.n_mels)
             except OsumError as exc:
                 if cfg.on_error == "raise":
                     raise
                 log.warning("skipping %s: %s", u.key, exc)
                 bad += 1
                 continue
-            if self.train and cfg.spec_augment:
+            if self.train and cfg.spec_augment and d.cache is None:
                 mel = spec_augment(
                     mel, rng, cfg.time_masks, cfg.max_time_mask, cfg.freq_masks, cfg.max_freq_mask
                 )
@@ -197,5 +217,6 @@ class BatchSet(torch.utils.data.Dataset):
             attributes=attributes,
             transcripts=transcripts if d.transcripts is not None else None,
             target_weights=weights if weigh else None,
+            encoder_frames=frames if d.cache is not None else None,
         )
         return batch, bad

@@ -92,19 +92,22 @@ class LLMCodec:
 class WhisperCodec:
     tokenizer: PreTrainedTokenizerBase
     eos_id: int
+    label_heads: bool = False  # decoder.label_heads: Whisper's own prompt for every task, no task tag
 
     def prompt_ids(
         self, task: Task, rng: random.Random | None = None, prompt: str | None = None
     ) -> list[int]:
         if prompt is not None:
             raise TaskError("a Whisper (stage-1) model takes a task, not a free-text prompt")
+        if self.label_heads:
+            return [self.tokenizer.convert_tokens_to_ids(t) for t in WHISPER_PREFIX if t is not None]
         tag = self.tokenizer.convert_tokens_to_ids(WHISPER_TASK_TOKEN.format(task.name))
         if tag is None or tag == self.tokenizer.unk_token_id:
             raise TaskError(f"this Whisper model has no task token for {task.name!r}")
         return [tag if t is None else self.tokenizer.convert_tokens_to_ids(t) for t in WHISPER_PREFIX]
 
     def max_prompt_tokens(self, task: Task) -> int:
-        return len(WHISPER_PREFIX)
+        return len(WHISPER_PREFIX) - self.label_heads
 
     def target_ids(
         self,

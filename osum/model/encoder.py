@@ -79,6 +79,23 @@ def run_layers(
     return x
 
 
+def pad_with_silence(feats: torch.Tensor, lengths: torch.Tensor, frames: int) -> torch.Tensor:
+    """feats ``(B, T, M)`` (Whisper-normalised log-mel), lengths ``(B,)`` -> ``(B, frames, M)``: each row continued
+    past its length with the log-mel of digital silence, as if its waveform had been zero-padded to ``frames``.
+
+    Whisper's log-mel is ``(max(log10 P, peak - 8) + 4) / 4`` with ``peak`` the clip's largest ``log10 P``; silence
+    (``log10 P = -10``) therefore becomes ``max(-1.5, top - 2)``, ``top`` the row's largest normalised value.
+    """
+    b, t, m = feats.shape
+    valid = lengths_to_mask(lengths, t)[:, :, None]
+    top = feats.masked_fill(~valid, -torch.inf).amax(dim=(1, 2))
+    floor = torch.clamp(top - 2.0, min=-1.5).nan_to_num(-1.5, neginf=-1.5)  # an empty row gets pure silence
+    out = floor.to(feats.dtype)[:, None, None].expand(b, frames, m).clone()
+    keep = min(t, frames)
+    out[:, :keep] = torch.where(valid[:, :keep], feats[:, :keep], out[:, :keep])
+    return out
+
+
 def whisper_positions(n_positions: int, d_model: int) -> torch.Tensor:
     """Whisper's sinusoid table ``(n_positions, D)``: [sin | cos] concatenated, computed in float32 like OSUM."""
     half = d_model // 2
@@ -110,13 +127,28 @@ class WhisperEncoder(nn.Module):
     def max_mel_frames(self) -> int:
         return self.config.max_positions * 2
 
-    def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """feats ``(B, T, M)`` zero-padded, lengths ``(B,)`` -> (out ``(B, T1, D)``, out_lengths ``(B,)``)."""
+    def forward(
+        self, feats: torch.Tensor, lengths: torch.Tensor, keep_window: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """feats ``(B, T, M)`` zero-padded, lengths ``(B,)`` -> (out ``(B, T1, D)``, out_lengths ``(B,)``).
+
+        With ``pad_to_window`` and ``keep_window`` the output keeps the whole window ``(B, max_positions, D)``
+        (the lengths stay the clips' own): Whisper's decoder ends a transcript by seeing the silence after it."""
         if feats.shape[1] > self.max_mel_frames:
             raise ValueError(
                 f"{feats.shape[1]} mel frames exceed the encoder's {self.max_mel_frames} "
                 f"({self.max_mel_frames / 100:.1f} s)"
             )
+        if self.config.pad_to_window:
+            t1 = int(encoder_frames(feats.shape[1]))
+            out, _ = self._forward(
+                pad_with_silence(feats, lengths, self.max_mel_frames),
+                torch.full_like(lengths, self.max_mel_frames),
+            )
+            return (out if keep_window else out[:, :t1]), encoder_frames(lengths)
+        return self._forward(feats, lengths)
+
+    def _forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = F.gelu(self.conv1(feats.transpose(1, 2).to(self.conv1.weight.dtype)))  # (B, D, T)
         # A padded row's conv1 output beyond its length is not zero (bias + left neighbour); zero it so conv2's
         # last window sees exactly the zero padding it sees when the utterance runs alone.

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from osum.model.encoder import lengths_to_mask
-from osum.tasks import LABEL_FIELDS
+from osum.tasks import LABEL_FIELDS, TASK_LABEL_FIELDS
 
 TRUNK_WIDTH = 256  # per-frame features before pooling
 
@@ -31,15 +31,23 @@ TRUNK_WIDTH = 256  # per-frame features before pooling
 class LabelTokens(nn.Module):
     """Encoder frames -> per-field class logits and the soft label tokens the LLM reads after the speech."""
 
-    def __init__(self, encoder_dim: int, hidden: int) -> None:
+    def __init__(
+        self, encoder_dim: int, hidden: int = 0, fields: Sequence[str] = tuple(TASK_LABEL_FIELDS)
+    ) -> None:
+        """``hidden``: the LLM width of the soft tokens; 0 = classifiers only (a stage-1 Whisper's label heads).
+        ``fields``: the label fields (``ModelConfig.label_fields``), kept in :data:`LABEL_FIELDS`' order."""
         super().__init__()
+        unknown = sorted(set(fields) - set(LABEL_FIELDS))
+        if unknown:
+            raise ValueError(f"label fields {unknown} do not exist; choose from {list(LABEL_FIELDS)}")
+        chosen = {n: f for n, f in LABEL_FIELDS.items() if n in fields}
         self.trunk = nn.Sequential(nn.Linear(encoder_dim, TRUNK_WIDTH), nn.GELU())
-        self.heads = nn.ModuleDict(
-            {n: nn.Linear(2 * TRUNK_WIDTH, len(f.values)) for n, f in LABEL_FIELDS.items()}
-        )
+        self.heads = nn.ModuleDict({n: nn.Linear(2 * TRUNK_WIDTH, len(f.values)) for n, f in chosen.items()})
         # (C, H) per field: the LLM input vector of each class, set to its name's embedding by init_values
         self.values = nn.ParameterDict(
-            {n: nn.Parameter(torch.randn(len(f.values), hidden) * 0.02) for n, f in LABEL_FIELDS.items()}
+            {n: nn.Parameter(torch.randn(len(f.values), hidden) * 0.02) for n, f in chosen.items()}
+            if hidden
+            else {}
         )
 
     @property
@@ -49,9 +57,9 @@ class LabelTokens(nn.Module):
 
     def forward(
         self, enc: torch.Tensor, lengths: torch.Tensor
-    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
         """Encoder frames ``(B, T1, D)`` with valid ``lengths`` ``(B,)`` -> (``{field: logits (B, C)}``,
-        tokens ``(B, F, H)``)."""
+        tokens ``(B, F, H)``, None for classifiers only)."""
         mask = lengths_to_mask(lengths, enc.shape[1])[..., None].to(enc.dtype)  # (B, T1, 1)
         x = self.trunk(enc)
         n = mask.sum(1).clamp_min(1)
@@ -59,6 +67,8 @@ class LabelTokens(nn.Module):
         std = (((x - mean[:, None]) ** 2 * mask).sum(1) / n).clamp_min(1e-6).sqrt()
         pooled = torch.cat([mean, std], dim=-1)  # (B, 2 * TRUNK_WIDTH)
         logits = {name: head(pooled) for name, head in self.heads.items()}
+        if not self.values:
+            return logits, None
         tokens = torch.stack([logits[n].softmax(-1) @ self.values[n] for n in self.fields], dim=1)
         return logits, tokens
 
@@ -73,10 +83,12 @@ class LabelTokens(nn.Module):
 
     @staticmethod
     def loss(logits: Mapping[str, torch.Tensor], attributes: torch.Tensor) -> torch.Tensor | None:
-        """Mean cross-entropy over the fields labelled in the batch (``attributes`` ``(B, F)``, -1 = none);
-        None when no clip has a label."""
+        """Mean cross-entropy over the fields labelled in the batch (``attributes`` ``(B, F)`` in
+        :data:`LABEL_FIELDS`' columns, -1 = none); None when no clip has a label."""
+        columns = list(LABEL_FIELDS)
         losses = []
-        for column, field_logits in enumerate(logits.values()):
+        for name, field_logits in logits.items():
+            column = columns.index(name)
             known = attributes[:, column] >= 0
             if known.any():
                 losses.append(F.cross_entropy(field_logits[known].float(), attributes[known, column]))

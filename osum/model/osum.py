@@ -21,7 +21,7 @@ from torch import nn
 
 from osum.config import ModelConfig
 from osum.model.adaptor import Adaptor, num_speech_tokens
-from osum.model.encoder import WhisperEncoder
+from osum.model.encoder import WhisperEncoder, encoder_frames
 from osum.model.label_tokens import LabelTokens
 from osum.model.llm import build_llm, causal_lm
 
@@ -47,6 +47,9 @@ class Batch:
     transcript_lengths: torch.Tensor | None = None
     # (B, L) loss weight of each target token (train.label_loss_weight); None = every token weighs 1
     target_weights: torch.Tensor | None = None
+    # (B, T1, D) a frozen encoder's cached output (data.encoder_cache), zero padded: the model skips its encoder,
+    # and ``feats`` is then a ``(B, T, 0)`` placeholder that only carries the mel lengths
+    encoder_frames: torch.Tensor | None = None
 
     def to(self, device: torch.device | str) -> Batch:
         moved = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in self.__dict__.items()}
@@ -88,7 +91,9 @@ class OsumModel(nn.Module):
         self.speech_eos = nn.Parameter(torch.randn(config.llm.hidden_size) * 0.02)
         self.label_tokens: LabelTokens | None = None
         if config.adaptor.label_tokens:
-            self.label_tokens = LabelTokens(config.encoder.d_model, config.llm.hidden_size)
+            self.label_tokens = LabelTokens(
+                config.encoder.d_model, config.llm.hidden_size, config.label_fields
+            )
         self.llm = build_llm(config.llm, config.lora, dtype)
 
     def add_label_tokens(self) -> LabelTokens:
@@ -96,9 +101,9 @@ class OsumModel(nn.Module):
         that in its config, so the checkpoints it saves build them again."""
         if self.label_tokens is None:
             device = self.speech_bos.device
-            self.label_tokens = LabelTokens(self.config.encoder.d_model, self.config.llm.hidden_size).to(
-                device
-            )
+            self.label_tokens = LabelTokens(
+                self.config.encoder.d_model, self.config.llm.hidden_size, self.config.label_fields
+            ).to(device)
             self.config.adaptor.label_tokens = True
         return self.label_tokens
 
@@ -141,9 +146,15 @@ class OsumModel(nn.Module):
         """ids ``(...,)`` -> ``(..., H)``."""
         return self.lm.get_input_embeddings()(ids)
 
-    def encode(self, feats: torch.Tensor, feat_lengths: torch.Tensor) -> SpeechEncoding:
-        """feats ``(B, T, M)``, lengths ``(B,)`` -> the adaptor's frames (and the label tokens, if any)."""
-        enc, enc_lengths = self.encoder(feats, feat_lengths)
+    def encode(
+        self, feats: torch.Tensor, feat_lengths: torch.Tensor, frames: torch.Tensor | None = None
+    ) -> SpeechEncoding:
+        """feats ``(B, T, M)``, lengths ``(B,)`` -> the adaptor's frames (and the label tokens, if any).
+        ``frames`` ``(B, T1, D)``: the encoder's output when it is cached (``Batch.encoder_frames``)."""
+        if frames is not None:
+            enc, enc_lengths = frames, encoder_frames(feat_lengths)
+        else:
+            enc, enc_lengths = self.encoder(feats, feat_lengths)
         speech, speech_lengths = self.adaptor(enc, enc_lengths)
         expected = num_speech_tokens(feat_lengths)
         if not torch.equal(speech_lengths, expected):
@@ -232,7 +243,7 @@ class OsumModel(nn.Module):
         ``batch.attributes``, ``loss`` also holds their classifiers' cross-entropy (``label_loss``; ``lm_loss``
         is then the LM part).
         """
-        speech = speech or self.encode(batch.feats, batch.feat_lengths)
+        speech = speech or self.encode(batch.feats, batch.feat_lengths, batch.encoder_frames)
         self._check_speech_tokens(batch, speech.lengths)
         rows, labels = self._rows(batch, speech, with_targets=True)
         embeds, labels_t, mask, position_ids = self._pad(rows, labels, left=False)
@@ -280,7 +291,7 @@ class OsumModel(nn.Module):
 
     def prefix_embeddings(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Left-padded [prompt, BOS, speech, EOS] -> (embeds ``(B, S, H)``, attention_mask ``(B, S)``)."""
-        speech = self.encode(batch.feats, batch.feat_lengths)
+        speech = self.encode(batch.feats, batch.feat_lengths, batch.encoder_frames)
         self._check_speech_tokens(batch, speech.lengths)
         rows, labels = self._rows(batch, speech, with_targets=False)
         embeds, _, mask, _ = self._pad(rows, labels, left=True)

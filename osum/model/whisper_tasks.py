@@ -6,16 +6,23 @@ The encoder is osum's variable-length :class:`WhisperEncoder` (so the stage-1 en
 the decoder is written here with HF ``WhisperDecoder`` parameter names, plus what HF's lacks: a key padding mask on
 cross-attention (a padded batch equals single runs) and a plain KV cache. The decoder prompt of task ``t`` is
 ``<|startoftranscript|> <|osum:t|> <|notimestamps|>``; the target is the task's ASR+X text, then ``<|endoftext|>``.
+
+With ``decoder.label_heads`` (not in OSUM) the decoder keeps Whisper's own prompt
+``<|startoftranscript|> <|notimestamps|>`` for every task, so it transcribes exactly as the pretrained model does,
+and ``label_tokens`` (classifiers on the pooled encoder frames) give the labels that follow the transcript.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from osum.config import DecoderConfig, ModelConfig
-from osum.model.encoder import WhisperEncoder, lengths_to_mask
+from osum.model.encoder import WhisperEncoder, encoder_frames, lengths_to_mask
+from osum.model.label_tokens import LabelTokens
 from osum.model.osum import IGNORE_INDEX, Batch, OsumOutput
 
 TASK_TOKEN = "<|osum:{}|>"
@@ -42,8 +49,10 @@ class Attention(nn.Module):
         causal: bool,
         cache: dict | None = None,
         name: str = "",
+        probs: list[torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        """x ``(B, L, D)``; kv ``(B, S, D)`` (None = self); key_mask ``(B, S_total)`` True = valid -> ``(B, L, D)``."""
+        """x ``(B, L, D)``; kv ``(B, S, D)`` (None = self); key_mask ``(B, S_total)`` True = valid -> ``(B, L, D)``.
+        ``probs``: a list that gets this call's attention weights ``(B, heads, L, S)`` appended."""
         q = self._split(self.q_proj(x))
         if kv is None:  # self-attention: append the new keys/values to the cache
             k, v = self._split(self.k_proj(x)), self._split(self.v_proj(x))
@@ -61,7 +70,13 @@ class Attention(nn.Module):
         if causal:
             lq, lk = q.shape[2], k.shape[2]
             mask = mask & torch.ones(lq, lk, dtype=torch.bool, device=x.device).tril(lk - lq)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        if probs is not None:  # spelt out, to keep the weights (word timing); same result as the fused kernel
+            scores = (q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1])
+            weights = scores.masked_fill(~mask, -torch.inf).softmax(-1)
+            probs.append(weights)
+            y = weights @ v
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.out_proj(y.transpose(1, 2).reshape(x.shape))
 
 
@@ -72,9 +87,11 @@ class DecoderLayer(nn.Module):
         self.encoder_attn, self.encoder_attn_layer_norm = Attention(d, heads), nn.LayerNorm(d)
         self.fc1, self.fc2, self.final_layer_norm = nn.Linear(d, ffn), nn.Linear(ffn, d), nn.LayerNorm(d)
 
-    def forward(self, x, enc, self_mask, enc_mask, cache, i):
+    def forward(self, x, enc, self_mask, enc_mask, cache, i, cross_probs=None):
         x = x + self.self_attn(self.self_attn_layer_norm(x), None, self_mask, True, cache, f"self{i}")
-        x = x + self.encoder_attn(self.encoder_attn_layer_norm(x), enc, enc_mask, False, cache, f"cross{i}")
+        x = x + self.encoder_attn(
+            self.encoder_attn_layer_norm(x), enc, enc_mask, False, cache, f"cross{i}", cross_probs
+        )
         return x + self.fc2(F.gelu(self.fc1(self.final_layer_norm(x))))
 
 
@@ -88,12 +105,13 @@ class WhisperDecoder(nn.Module):
         )
         self.layer_norm = nn.LayerNorm(config.d_model)
 
-    def forward(self, ids, offset, enc, self_mask, enc_mask, cache=None) -> torch.Tensor:
-        """ids ``(B, L)`` at positions ``offset..`` -> hidden ``(B, L, D)``; logits = hidden @ embed_tokens.T."""
+    def forward(self, ids, offset, enc, self_mask, enc_mask, cache=None, cross_probs=None) -> torch.Tensor:
+        """ids ``(B, L)`` at positions ``offset..`` -> hidden ``(B, L, D)``; logits = hidden @ embed_tokens.T.
+        ``cross_probs``: a list that gets each layer's cross-attention weights ``(B, heads, L, T1)``."""
         pos = torch.arange(offset, offset + ids.shape[1], device=ids.device)
         x = self.embed_tokens(ids) + self.embed_positions(pos)[None]
         for i, layer in enumerate(self.layers):
-            x = layer(x, enc, self_mask, enc_mask, cache, i)
+            x = layer(x, enc, self_mask, enc_mask, cache, i, cross_probs)
         return self.layer_norm(x)
 
 
@@ -105,6 +123,11 @@ class WhisperTaskModel(nn.Module):
         self.config = config
         self.encoder = WhisperEncoder(config.encoder)
         self.decoder = WhisperDecoder(config.decoder)
+        self.label_tokens = (
+            LabelTokens(config.encoder.d_model, fields=config.label_fields)
+            if config.decoder.label_heads
+            else None
+        )
 
     def after_meta_load(self) -> None:
         """Nothing to rebuild: every tensor of this model is in its state dict."""
@@ -130,13 +153,75 @@ class WhisperTaskModel(nn.Module):
             ids[i, : r.shape[0]], lab[i, : lb.shape[0]] = r, lb
         return ids, lab, ids.new_tensor([r.shape[0] for r in rows])
 
+    @torch.inference_mode()
+    def alignment_weights(self, prompt: list[int], tokens: list[int], enc: torch.Tensor) -> torch.Tensor:
+        """The cross-attention of ``decoder.alignment_heads`` over one clip's window ``enc`` ``(1, T1, D)`` while
+        reading ``prompt + tokens + [<|endoftext|>]`` -> ``(heads, len(tokens) + 1, T1)``: row ``k`` is where the
+        decoder looks while it emits token ``k`` (the last row: the end token). Whisper's heads that follow the
+        speech, for word times."""
+        heads = self.config.decoder.alignment_heads
+        if not heads:
+            raise ValueError("this Whisper model names no alignment heads (decoder.alignment_heads)")
+        ids = torch.tensor([prompt + tokens + [self.config.decoder.eot_token_id]], device=enc.device)
+        probs: list[torch.Tensor] = []
+        mask = torch.ones(1, ids.shape[1], dtype=torch.bool, device=enc.device)
+        self.decoder(ids, 0, enc, mask, self.cross_mask(enc, torch.tensor([enc.shape[1]])), None, probs)
+        return torch.stack([probs[layer][0, head, len(prompt) - 1 : -1] for layer, head in heads])
+
+    def label_logits(self, enc: torch.Tensor, enc_lengths: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Encoder frames ``(B, T1, D)`` -> ``{field: (B, C)}`` from the label heads (``decoder.label_heads``)."""
+        if self.label_tokens is None:
+            raise ValueError("this Whisper model has no label heads (decoder.label_heads is false)")
+        return self.label_tokens(enc.float(), enc_lengths)[0]
+
+    def encode(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """The encoder output ``(B, T1, D)`` and the clips' own frame counts ``(B,)``. An encoder with
+        ``pad_to_window`` keeps the whole window (``T1`` = its positions): the decoder attends to all of it, as
+        in Whisper, while the label heads pool the clips' own frames."""
+        return self.encoder(batch.feats, batch.feat_lengths, keep_window=True)
+
+    def cross_mask(self, enc: torch.Tensor, enc_lengths: torch.Tensor) -> torch.Tensor:
+        """``(B, T1)`` the encoder frames the decoder attends to: all of a padded window, else the clip's own."""
+        if self.config.encoder.pad_to_window:
+            return torch.ones(enc.shape[:2], dtype=torch.bool, device=enc.device)
+        return lengths_to_mask(enc_lengths, enc.shape[1])
+
     def forward(
         self, batch: Batch, output_hidden_states: bool = False, full_logits: bool = True
     ) -> OsumOutput:
-        enc, enc_lengths = self.encoder(batch.feats, batch.feat_lengths)
+        heads_only = self.label_tokens is not None and not any(
+            p.requires_grad for p in self.decoder.parameters()
+        )
+        if batch.encoder_frames is not None and not heads_only:
+            raise ValueError(
+                "data.encoder_cache holds the clips' own encoder frames: enough for the label heads, but the "
+                "decoder reads the whole window; train the decoder without the cache"
+            )
+        if batch.encoder_frames is not None:
+            enc, enc_lengths = batch.encoder_frames, encoder_frames(batch.feat_lengths)
+        else:
+            enc, enc_lengths = self.encode(batch)
+        if heads_only:  # a frozen decoder: only the label classifiers learn, and the decoder is not run
+            if batch.attributes is None:
+                raise ValueError(
+                    "training the label heads needs the batch's label classes (Batch.attributes)"
+                )
+            logits = self.label_logits(enc, enc_lengths)
+            loss = LabelTokens.loss(logits, batch.attributes.to(enc.device))
+            if loss is None:  # a batch without any label: nothing to learn, but a loss to report
+                loss = enc.sum() * 0.0
+            # the heads' loss is this run's whole loss (and its valid_loss)
+            return OsumOutput(
+                loss=loss,
+                logits=None,
+                labels=None,
+                attention_mask=None,
+                position_ids=None,
+                inputs_embeds=None,
+            )
         ids, labels, lengths = self._layout(batch)
         mask = lengths_to_mask(lengths, ids.shape[1])
-        hidden = self.decoder(ids, 0, enc, mask, lengths_to_mask(enc_lengths, enc.shape[1]))
+        hidden = self.decoder(ids, 0, enc, mask, self.cross_mask(enc, enc_lengths))
         scored = labels != IGNORE_INDEX
         logits = self.logits(hidden) if full_logits else self.logits(hidden[scored])
         loss = F.cross_entropy((logits[scored] if full_logits else logits).float(), labels[scored])
@@ -158,12 +243,14 @@ class WhisperTaskModel(nn.Module):
         do_sample: bool = False,
         temperature: float = 1.0,
         top_k: int = 0,
+        encoded: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> list[list[int]]:
-        """Greedy (or sampled) KV-cached decoding; every row's prefix must have the same length."""
+        """Greedy (or sampled) KV-cached decoding; every row's prefix must have the same length. ``encoded``:
+        the batch's :meth:`encode` output when the caller has it already."""
         if len(set(batch.prompt_lengths.tolist())) != 1:
             raise ValueError("the whisper architecture decodes rows with equal-length task prefixes only")
-        enc, enc_lengths = self.encoder(batch.feats, batch.feat_lengths)
-        enc_mask = lengths_to_mask(enc_lengths, enc.shape[1])
+        enc, enc_lengths = encoded or self.encode(batch)
+        enc_mask = self.cross_mask(enc, enc_lengths)
         ids = batch.prompt_ids[:, : int(batch.prompt_lengths[0])]
         eot, b = self.config.decoder.eot_token_id, ids.shape[0]
         limit = min(max_new_tokens, self.config.decoder.max_positions - ids.shape[1])
@@ -171,9 +258,15 @@ class WhisperTaskModel(nn.Module):
         out = torch.full((b, 0), eot, dtype=torch.long, device=ids.device)
         done = torch.zeros(b, dtype=torch.bool, device=ids.device)
         step_ids, offset, self_mask = ids, 0, torch.ones(b, ids.shape[1], dtype=torch.bool, device=ids.device)
-        for _ in range(limit):
+        suppress = self.config.decoder.suppress_tokens
+        begin_suppress = self.config.decoder.begin_suppress_tokens
+        for step in range(limit):
             hidden = self.decoder(step_ids, offset, enc, self_mask, enc_mask, cache)
             scores = self.logits(hidden[:, -1]).float()
+            if suppress:
+                scores[:, suppress] = -torch.inf
+            if step == 0 and begin_suppress:  # Whisper never starts with a blank or the end token
+                scores[:, begin_suppress] = -torch.inf
             if do_sample:
                 scores = scores / temperature
                 if top_k:

@@ -27,6 +27,8 @@ from osum.tasks.ved import VED
 
 __all__ = [
     "LABEL_FIELDS",
+    "SPEECH_FIELD",
+    "TASK_LABEL_FIELDS",
     "TASKS",
     "LabelField",
     "PromptTable",
@@ -62,7 +64,14 @@ _ALL = (
 TASKS: Mapping[str, Task] = MappingProxyType({t.name: t for t in _ALL})
 _BY_TAG: Mapping[str, Task] = MappingProxyType({t.compact_tag: t for t in _ALL})
 # Every classification field of the registry, once (the combined tasks reuse the single tasks' fields).
-LABEL_FIELDS: Mapping[str, LabelField] = MappingProxyType({f.name: f for t in _ALL for f in t.label_fields})
+TASK_LABEL_FIELDS: Mapping[str, LabelField] = MappingProxyType(
+    {f.name: f for t in _ALL for f in t.label_fields}
+)
+# Not a task's label: whether a clip holds speech at all ("none": no words, the transcript is empty). Classifiers
+# (label heads, label tokens) learn it from the transcripts, so a model can answer "no speech" instead of inventing
+# words for silence or noise. Last, so the task fields keep their Batch.attributes columns.
+SPEECH_FIELD = LabelField("speech", ("speech", "none"))
+LABEL_FIELDS: Mapping[str, LabelField] = MappingProxyType({**TASK_LABEL_FIELDS, "speech": SPEECH_FIELD})
 
 
 def attribute_classes(labels: Mapping[str, str] | None) -> list[int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -10,6 +11,9 @@ import torch
 from osum.config import SAMPLE_RATE
 from osum.data.audio import batch_log_mel
 from osum.model.osum import Batch
+
+if TYPE_CHECKING:
+    from osum.api import Osum
 
 
 def chirp(seconds: float, f0: float = 200.0, f1: float = 2000.0, seed: int = 0) -> np.ndarray:
@@ -83,3 +87,17 @@ def write_toy_corpus(out_dir: str | Path, n: int = 16, seed: int = 0) -> Path:
     manifest = out / "train.jsonl"
     manifest.write_text("\n".join(lines) + "\n")
     return manifest
+
+
+def stage1_with_task_tags() -> Osum:
+    """OSUM's stage 1 on the mini scale: the packaged Whisper tiny.en with one decoder tag token per task (untrained
+    tags, no label heads, unpadded encoder), the form the ``mini-stage1`` preset had before its label heads."""
+    from osum.api import Osum
+    from osum.checkpoint import build_model
+    from osum.presets import preset_config
+
+    config = preset_config("mini-stage1")
+    config.decoder.label_heads = False
+    config.encoder.pad_to_window = False
+    model, tokenizer = build_model(config)
+    return Osum(model, tokenizer, source="mini-stage1 (task tags)")

@@ -15,7 +15,7 @@ from osum.model.whisper_tasks import WhisperTaskModel
 
 # The OSUM authors' stages: adaptor -> + encoder -> + LoRA (maintainer, OSUM issue #22).
 MODULES = ("adaptor", "speech_markers", "encoder", "lora", "llm", "label_tokens")
-WHISPER_MODULES = ("encoder", "decoder", "decoder_layers", "task_tokens")
+WHISPER_MODULES = ("encoder", "decoder", "decoder_layers", "task_tokens", "label_tokens")
 
 
 def set_trainable(model: OsumModel | WhisperTaskModel, modules: list[str]) -> list[nn.Parameter]:
@@ -23,8 +23,9 @@ def set_trainable(model: OsumModel | WhisperTaskModel, modules: list[str]) -> li
 
     OSUM models: ``adaptor``, ``speech_markers`` (the learned speech BOS/EOS), ``encoder``, ``lora`` (the LoRA
     matrices), ``llm`` (every LLM weight), ``label_tokens`` (their classifiers and class vectors). Stage-1 Whisper
-    models: ``encoder``, ``decoder`` (all of it), ``decoder_layers`` (the decoder without its token table) and ``task_tokens`` (only the rows of the task tag
-    tokens; the pretrained rows get no gradient, so train with ``weight_decay: 0`` to keep them exactly).
+    models: ``encoder``, ``decoder`` (all of it), ``decoder_layers`` (the decoder without its token table),
+    ``task_tokens`` (only the rows of the task tag tokens; the pretrained rows get no gradient, so train with
+    ``weight_decay: 0`` to keep them exactly) and ``label_tokens`` (the label classifiers, ``decoder.label_heads``).
     Any model: a dotted submodule path such as ``encoder.layers.3`` (e.g. to unfreeze the top encoder layers).
     The encoder's fixed position table never trains.
     """
@@ -62,8 +63,9 @@ def part_parameters(model: OsumModel | WhisperTaskModel, name: str, where: str) 
         if not found:
             raise ConfigError(f"{where} has 'lora' but the model has no LoRA (lora.enabled is false)")
         return found
-    if name == "label_tokens" and isinstance(model, OsumModel) and model.label_tokens is None:
-        raise ConfigError(f"{where} has 'label_tokens' but the model has none (set train.label_tokens: true)")
+    if name == "label_tokens" and model.label_tokens is None:
+        fix = "decoder.label_heads" if isinstance(model, WhisperTaskModel) else "train.label_tokens"
+        raise ConfigError(f"{where} has 'label_tokens' but the model has none (set {fix}: true)")
     if isinstance(model, WhisperTaskModel) and name in ("decoder_layers", "task_tokens"):
         d = model.decoder
         if name == "task_tokens":  # the whole table; only the tag rows get a gradient (_train_last_rows)

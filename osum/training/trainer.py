@@ -21,6 +21,7 @@ from osum.api import Osum, load
 from osum.checkpoint import load_encoder_from
 from osum.config import RunConfig, save_yaml
 from osum.data.dataset import TrainingData
+from osum.data.encoder_cache import fill_cache
 from osum.data.sampler import shard_for_rank
 from osum.errors import ConfigError
 from osum.model.codec import TranscriptCodec
@@ -86,6 +87,8 @@ class Trainer:
                 "pretrained token rows"
             )
         params = set_trainable(model, cfg.train_modules)
+        if run.data.encoder_cache:
+            self._fill_encoder_cache(model)
         groups = param_groups(model, params, cfg.lr_scales, cfg.lr)
         self.objective = self._objective(model, ckpt, transcripts)
         if self._ctc is not None:
@@ -115,6 +118,19 @@ class Trainer:
         self._log_file = None
         self._tb = None
         self._saved_step = self.position.step
+
+    def _fill_encoder_cache(self, model: torch.nn.Module) -> None:
+        """data.encoder_cache: encode every train/valid clip not cached yet (rank 0; the others wait)."""
+        if any(p.requires_grad for p in model.encoder.parameters()):
+            raise ConfigError(
+                "data.encoder_cache needs an encoder that does not train: drop 'encoder' (and encoder.* parts) "
+                "from train.train_modules, or the cache"
+            )
+        if self.dist.is_main:
+            clips = [u for data in (self.data, self.valid) if data is not None for u in data.utterances]
+            fill_cache(self.data.cache, model.encoder, clips, progress=True)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.barrier()
 
     def _add_label_tokens(self, model: torch.nn.Module) -> None:
         """train.label_tokens: give the init model label tokens when it has none, their class vectors set to the

@@ -83,7 +83,7 @@ def test_cosine_scoring_is_the_fixed_scale_times_the_cosine():
 
 def test_attribute_classes_follow_the_label_fields():
     names = list(LABEL_FIELDS)
-    assert {"gender", "age", "emotion", "style", "event"} == set(names)
+    assert {"gender", "age", "emotion", "style", "event", "speech"} == set(names) and names[-1] == "speech"
     row = attribute_classes({"gender": "MALE", "age": "no such age"})
     assert row[names.index("gender")] == LABEL_FIELDS["gender"].values.index("male")
     assert row[names.index("age")] == -1  # unknown value: no target

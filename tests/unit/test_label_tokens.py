@@ -14,11 +14,11 @@ from osum.model.adaptor import num_speech_tokens
 from osum.model.label_tokens import LabelTokens
 from osum.model.osum import IGNORE_INDEX, OsumModel
 from osum.presets import preset_config
-from osum.tasks import LABEL_FIELDS
+from osum.tasks import LABEL_FIELDS, TASK_LABEL_FIELDS
 from osum.testing.tiny import random_batch, row
 
 VOCAB = 151646
-N_FIELDS = len(LABEL_FIELDS)
+N_FIELDS = len(TASK_LABEL_FIELDS)  # the tiny preset keeps the default label_fields: the task fields
 BATCH = dict(durations=[1.37, 0.91, 2.05], prompt_lengths=[7, 3, 11], target_lengths=[4, 9, 2])
 
 
@@ -77,7 +77,7 @@ def test_the_loss_adds_the_classifiers_cross_entropy_on_labelled_fields_only(mod
     assert model(batch).label_loss is None  # no attributes: the LM loss alone
     gender = list(LABEL_FIELDS).index("gender")
     age = list(LABEL_FIELDS).index("age")
-    attributes = torch.full((3, N_FIELDS), -1)
+    attributes = torch.full((3, len(LABEL_FIELDS)), -1)
     attributes[0, gender], attributes[2, gender], attributes[1, age] = 1, 0, 2
     out = model(dataclasses.replace(batch, attributes=attributes))
     enc, enc_lengths = model.encoder(batch.feats, batch.feat_lengths)
@@ -89,7 +89,7 @@ def test_the_loss_adds_the_classifiers_cross_entropy_on_labelled_fields_only(mod
     torch.testing.assert_close(out.label_loss, expected)
     torch.testing.assert_close(out.lm_loss, plain)
     torch.testing.assert_close(out.loss, plain + expected)
-    assert LabelTokens.loss(logits, torch.full((3, N_FIELDS), -1)) is None
+    assert LabelTokens.loss(logits, torch.full((3, len(LABEL_FIELDS)), -1)) is None
 
 
 def test_generation_reads_the_same_prefix(model):
@@ -115,7 +115,7 @@ def test_a_model_without_them_gets_them_and_its_config_says_so():
     assert m.config.adaptor.label_tokens and m.label_tokens is tokens
     assert m.add_label_tokens() is tokens  # only once
     table = m.lm.get_input_embeddings().weight
-    ids = {name: [[v + 1, v + 2] for v in range(len(f.values))] for name, f in LABEL_FIELDS.items()}
+    ids = {n: [[v + 1, v + 2] for v in range(len(LABEL_FIELDS[n].values))] for n in tokens.fields}
     tokens.init_values(table, ids)
     torch.testing.assert_close(tokens.values["gender"][1], table[[2, 3]].mean(0))
     with pytest.raises(ValueError, match="'age' needs token ids for its 3 classes"):

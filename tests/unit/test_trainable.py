@@ -5,17 +5,17 @@ from __future__ import annotations
 import pytest
 import torch
 
-import osum
 from osum.data.collate import collate
 from osum.errors import ConfigError
 from osum.model.codec import whisper_task_tokens
 from osum.tasks import get_task
+from osum.testing.tiny import stage1_with_task_tags
 from osum.training.optim import set_trainable
 
 
 @pytest.fixture(scope="module")
 def stage1():
-    return osum.load("mini-stage1-base", device="cpu")
+    return stage1_with_task_tags()
 
 
 def _loss(m) -> torch.Tensor:

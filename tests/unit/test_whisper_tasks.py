@@ -16,13 +16,14 @@ from osum.data.tts import synthesize
 from osum.inference.decoding import DecodingOptions, generate_ids
 from osum.model.codec import WhisperCodec
 from osum.tasks import get_task
+from osum.testing.tiny import stage1_with_task_tags
 
 SOT, EOT, NO_TS = 50257, 50256, 50362
 
 
 @pytest.fixture(scope="module")
 def stage1():
-    return osum.load("mini-stage1-base", device="cpu")
+    return stage1_with_task_tags()
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,163 @@
+"""Frozen-encoder cache (``data.encoder_cache``): each training clip's encoder output, computed once.
+
+Dimension legend: T mel frames, T1 = ceil(T/2) encoder frames, D encoder width, B batch.
+
+Why: a pretrained Whisper encoder that stays frozen (the mini recipe keeps what it knows of real speech) gives the
+same frames for a clip at every epoch and in every stage that reads it. Run on a padded 30 s window
+(``encoder.pad_to_window``) it costs about half a second of CPU per clip, more than the rest of a CTC step; cached,
+a stage pays it once per clip, and the next stages on the same corpus not at all.
+
+A cache folder holds one ``<key>.npz`` per clip (float16 ``(T1, D)``, the clip's own frames, and its mel length) and
+``fingerprint.txt``, a hash of the encoder's weights and settings: a folder written by another encoder is refused,
+never silently mixed in. SpecAugment, which masks log-mel bins, becomes masks over frames and channels here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import random
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from osum.data.audio import log_mel_spectrogram
+from osum.data.manifest import Utterance, load_utterance_audio
+from osum.errors import ConfigError, OsumError
+from osum.model.encoder import WhisperEncoder
+
+log = logging.getLogger(__name__)
+FINGERPRINT_FILE = "fingerprint.txt"
+
+
+def encoder_fingerprint(encoder: WhisperEncoder) -> str:
+    """A hash of the encoder's weights and settings (what its frames depend on)."""
+    h = hashlib.blake2b(digest_size=12)
+    h.update(repr(encoder.config).encode())
+    for name, tensor in sorted(encoder.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().float().cpu().numpy().tobytes())
+    return h.hexdigest()
+
+
+def clip_key(u: Utterance) -> str:
+    """The file stem of a clip: a hash of where its audio is (file, start, end), not of its task or text."""
+    where = f"{u.audio}|{u.start}|{u.end}"
+    return hashlib.blake2b(where.encode("utf-8"), digest_size=12).hexdigest()
+
+
+class EncoderCache:
+    """One cache folder; :meth:`check` ties it to an encoder before anything is read or written."""
+
+    def __init__(self, folder: str | os.PathLike) -> None:
+        self.folder = Path(folder)
+
+    def check(self, fingerprint: str) -> None:
+        """Create the folder for ``fingerprint``, or raise ConfigError if another encoder wrote it."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / FINGERPRINT_FILE
+        if not path.is_file():
+            path.write_text(fingerprint + "\n", encoding="utf-8")
+        elif path.read_text(encoding="utf-8").strip() != fingerprint:
+            raise ConfigError(
+                f"data.encoder_cache {self.folder}: written by another encoder (or other encoder settings) than "
+                "this run's; point it at a new folder"
+            )
+
+    def path(self, u: Utterance) -> Path:
+        return self.folder / f"{clip_key(u)}.npz"
+
+    def load(self, u: Utterance) -> tuple[torch.Tensor, int]:
+        """The clip's frames ``(T1, D)`` float32 and its mel length ``T``; OsumError naming the clip if they were
+        never written."""
+        path = self.path(u)
+        try:
+            with np.load(path) as data:
+                return torch.from_numpy(data["frames"].astype(np.float32)), int(data["mel_frames"])
+        except (OSError, ValueError, KeyError) as exc:
+            raise OsumError(f"{u.key}: no cached encoder frames at {path} ({exc})") from None
+
+    def write(self, u: Utterance, frames: torch.Tensor, mel_frames: int) -> None:
+        """Store ``frames`` ``(T1, D)`` of a clip of ``mel_frames`` mel frames; written under a temporary name,
+        then renamed (a kill leaves no half-written file)."""
+        path = self.path(u)
+        tmp = path.with_name(path.stem + ".tmp.npz")
+        np.savez(tmp, frames=frames.detach().to(torch.float16).cpu().numpy(), mel_frames=np.int64(mel_frames))
+        tmp.replace(path)
+
+    def missing(self, utterances: Sequence[Utterance]) -> list[Utterance]:
+        """The clips (one per audio span) without a file yet."""
+        seen: set[str] = set()
+        out = []
+        for u in utterances:
+            key = clip_key(u)
+            if key not in seen and not (self.folder / f"{key}.npz").is_file():
+                seen.add(key)
+                out.append(u)
+        return out
+
+
+@torch.inference_mode()
+def fill_cache(
+    cache: EncoderCache,
+    encoder: WhisperEncoder,
+    utterances: Sequence[Utterance],
+    batch_size: int = 8,
+    progress: bool = False,
+) -> int:
+    """Compute and store the frames of every clip of ``utterances`` not yet cached -> how many were written.
+
+    Clips are encoded in length-sorted batches; a padded batch gives each clip the frames it gets alone."""
+    from osum.data.collate import collate
+
+    cache.check(encoder_fingerprint(encoder))
+    todo = cache.missing(utterances)
+    if not todo:
+        return 0
+    device = encoder.conv1.weight.device
+    mels = []
+    for u in todo:
+        mels.append(log_mel_spectrogram(load_utterance_audio(u), encoder.config.n_mels))
+    order = sorted(range(len(todo)), key=lambda i: -mels[i].shape[0])
+    steps = range(0, len(order), batch_size)
+    if progress:
+        from tqdm import tqdm
+
+        steps = tqdm(steps, desc="encoder cache", unit="batch")
+    was_training = encoder.training
+    encoder.eval()
+    for start in steps:
+        chunk = order[start : start + batch_size]
+        batch = collate([mels[i] for i in chunk], [[] for _ in chunk], [[] for _ in chunk])
+        frames, lengths = encoder(batch.feats.to(device), batch.feat_lengths.to(device))
+        for row, i in enumerate(chunk):
+            cache.write(todo[i], frames[row, : int(lengths[row])].float(), int(batch.feat_lengths[row]))
+    encoder.train(was_training)
+    log.info("encoder cache %s: %d clips written", cache.folder, len(todo))
+    return len(todo)
+
+
+def frame_augment(
+    frames: torch.Tensor,
+    rng: random.Random,
+    time_masks: int = 2,
+    max_time: int = 25,
+    channel_masks: int = 2,
+    max_channels: int = 48,
+) -> torch.Tensor:
+    """SpecAugment on encoder frames ``(T1, D)``: ``time_masks`` spans of up to ``max_time`` frames and
+    ``channel_masks`` spans of up to ``max_channels`` channels set to 0 -> a masked copy."""
+    out = frames.clone()
+    t, d = out.shape
+    for _ in range(time_masks):
+        width = rng.randint(0, min(max_time, max(t - 1, 0)))
+        start = rng.randint(0, max(t - width, 0))
+        out[start : start + width] = 0
+    for _ in range(channel_masks):
+        width = rng.randint(0, min(max_channels, d - 1))
+        start = rng.randint(0, d - width)
+        out[:, start : start + width] = 0
+    return out

@@ -1,0 +1,126 @@
+"""The padded 30 s window (encoder.pad_to_window) and the frozen-encoder cache (data.encoder_cache)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from osum.config import DataConfig, DatasetEntry
+from osum.data.audio import log_mel_spectrogram
+from osum.data.dataset import TrainingData
+from osum.data.encoder_cache import EncoderCache, fill_cache, frame_augment
+from osum.data.manifest import load_utterance_audio, read_any
+from osum.errors import ConfigError, OsumError
+from osum.model.encoder import WhisperEncoder, pad_with_silence
+from osum.model.osum import OsumModel
+from osum.presets import preset_config
+from osum.testing.tiny import chirp, write_toy_corpus
+
+
+def tiny_encoder(pad: bool) -> WhisperEncoder:
+    torch.manual_seed(0)
+    cfg = dataclasses.replace(preset_config("tiny").encoder, pad_to_window=pad)
+    return WhisperEncoder(cfg).eval()
+
+
+def test_silence_padding_is_the_log_mel_of_a_zero_padded_wave():
+    wave = torch.from_numpy(chirp(1.3))
+    mel = log_mel_spectrogram(wave)
+    whole = log_mel_spectrogram(torch.nn.functional.pad(wave, (0, 16000 * 4)))
+    padded = pad_with_silence(mel[None], torch.tensor([mel.shape[0]]), whole.shape[0])[0]
+    t = mel.shape[0]
+    torch.testing.assert_close(padded[:t], mel)
+    # past the two STFT frames that straddle the clip's end, the padding is exactly Whisper's silence
+    torch.testing.assert_close(padded[t + 2 :], whole[t + 2 :])
+
+
+def test_a_padded_window_batch_equals_each_clip_alone_and_keeps_its_own_frames():
+    enc = tiny_encoder(pad=True)
+    feats = [log_mel_spectrogram(torch.from_numpy(chirp(s, seed=i))) for i, s in enumerate((1.7, 0.6))]
+    batch = torch.zeros(2, feats[0].shape[0], 80)
+    for i, f in enumerate(feats):
+        batch[i, : f.shape[0]] = f
+    lengths = torch.tensor([f.shape[0] for f in feats])
+    with torch.no_grad():
+        both, out_lengths = enc(batch, lengths)
+        window, _ = enc(batch, lengths, keep_window=True)
+        for i, f in enumerate(feats):
+            alone, n = enc(f[None], lengths[i : i + 1])
+            torch.testing.assert_close(both[i, : int(n)], alone[0], atol=1e-5, rtol=1e-5)
+    assert both.shape[1] == (feats[0].shape[0] + 1) // 2 and out_lengths.tolist() == [85, 30]
+    assert window.shape[1] == enc.config.max_positions
+    torch.testing.assert_close(window[:, : both.shape[1]], both)
+
+
+def test_the_cache_holds_each_clips_frames_and_refuses_another_encoder(tmp_path):
+    manifest = write_toy_corpus(tmp_path / "corpus", n=6)
+    clips = list(read_any(manifest))
+    enc = tiny_encoder(pad=True)
+    cache = EncoderCache(tmp_path / "cache")
+    assert fill_cache(cache, enc, clips, batch_size=4) == len({u.audio for u in clips})
+    assert fill_cache(cache, enc, clips) == 0  # all there: nothing recomputed
+    frames, n_mel = cache.load(clips[0])
+    mel = log_mel_spectrogram(load_utterance_audio(clips[0]))
+    with torch.no_grad():
+        alone, _ = enc(mel[None], torch.tensor([mel.shape[0]]))
+    assert n_mel == mel.shape[0] and frames.shape == alone[0].shape
+    torch.testing.assert_close(frames, alone[0], atol=2e-3, rtol=2e-3)  # stored as float16
+    with pytest.raises(ConfigError, match="another encoder"):
+        fill_cache(cache, tiny_encoder(pad=False), clips)
+    (cache.path(clips[1])).unlink()
+    with pytest.raises(OsumError, match="no cached encoder frames"):
+        cache.load(clips[1])
+
+
+def test_cached_batches_give_the_models_own_loss(tmp_path):
+    """A batch read from the cache (no audio, no encoder) gives the same loss as one that runs the encoder."""
+    manifest = write_toy_corpus(tmp_path / "corpus", n=4)
+    torch.manual_seed(0)
+    cfg = preset_config("tiny")
+    cfg.encoder.pad_to_window = True
+    model = OsumModel(cfg).eval()
+    from osum.api import Osum
+    from osum.model.assets import load_tokenizer
+
+    osum_model = Osum(model, load_tokenizer(cfg.sources.tokenizer))
+    codec = osum_model.codec(random_prompt=False)
+    plain = DataConfig(spec_augment=False, num_workers=0)
+    cached = dataclasses.replace(plain, encoder_cache=str(tmp_path / "cache"))
+    entries = [DatasetEntry(path=str(manifest))]
+    a, b = TrainingData(entries, plain, codec), TrainingData(entries, cached, codec)
+    fill_cache(b.cache, model.encoder, b.utterances)
+    batches = a.plan(0)
+    x, _ = a.batch_set(batches, 0)[0]
+    y, _ = b.batch_set(batches, 0)[0]
+    assert y.encoder_frames is not None and y.feats.shape[-1] == 0
+    assert torch.equal(x.feat_lengths, y.feat_lengths)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x).loss, model(y).loss, atol=2e-3, rtol=2e-3)
+
+
+def test_frame_augment_masks_spans_reproducibly():
+    import random
+
+    frames = torch.ones(200, 64)
+    a = frame_augment(frames, random.Random(3), max_time=25, max_channels=16)
+    b = frame_augment(frames, random.Random(3), max_time=25, max_channels=16)
+    assert torch.equal(a, b) and torch.equal(frames, torch.ones(200, 64))
+    masked_rows = int((a == 0).all(1).sum())
+    masked_cols = int((a == 0).all(0).sum())
+    assert 0 < masked_rows <= 50 and 0 < masked_cols <= 32
+
+
+def test_the_trainer_refuses_a_cache_for_an_encoder_that_trains(tmp_path):
+    from osum.config import RunConfig, TrainConfig
+    from osum.training.trainer import Trainer
+
+    manifest = write_toy_corpus(tmp_path / "corpus", n=4)
+    run = RunConfig(
+        data=DataConfig(train=[DatasetEntry(path=str(manifest))], encoder_cache=str(tmp_path / "c")),
+        train=TrainConfig(init="tiny", train_modules=["encoder", "adaptor"], out_dir=str(tmp_path / "run")),
+    )
+    with pytest.raises(ConfigError, match="encoder that does not train"):
+        Trainer(run)
+    assert not list(tmp_path.glob("c/*.npz"))
