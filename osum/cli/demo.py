@@ -1,7 +1,9 @@
-"""``osum demo``: synthesize held-out test clips, one per task, and answer them with the trained mini models side by side.
+"""``osum demo``: synthesize held-out test clips, one per task, and answer them with the trained mini models side by side;
+then recorded human speech and non-speech that Debian packages ship, beside the untouched Whisper tiny.en.
 
-The clips come from ``osum data synth``'s test split (voices, accents and sentences never used in training), so what
-the demo prints is what the models do on unseen speech, next to the reference answer.
+The synthetic clips come from ``osum data synth``'s test split (voices, accents and text sources never used in
+training); the recordings from ``osum data offgen`` (never used in training either). What the demo prints is what the
+models do on unseen speech, next to the reference answer.
 """
 
 from __future__ import annotations
@@ -14,6 +16,12 @@ from pathlib import Path
 HELP = "synthesize held-out test clips and answer all eight tasks with the mini models (the `make demo` job)"
 TASKS = ("asr", "srwt", "ved", "ser", "ssr", "sgc", "sap", "sttc")
 DEFAULT_MODELS = "mini-stage1,mini"
+BASELINE = (
+    "mini-stage1-base"  # transcribes exactly as the untouched Whisper tiny.en (its label heads are untrained)
+)
+# recorded clips shown: (offgen key prefix, how many); then non-speech kinds
+REAL_CLIPS = (("asterisk-", 2), ("alsa-", 1), ("pocketsphinx-", 2))
+NONSPEECH_KINDS = ("silence", "pink-noise", "chord")
 MAX_SHOWN = 150  # characters of a transcript printed
 
 
@@ -26,6 +34,11 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=2026, help="which synthetic clips (default 2026)")
     p.add_argument("--out", help="keep the synthesized clips in this folder")
     p.add_argument("--max-new-tokens", type=int, default=120)
+    p.add_argument(
+        "--no-recordings",
+        action="store_true",
+        help="skip the recorded speech and non-speech clips from Debian packages",
+    )
 
 
 def _clips(folder: Path, seed: int) -> list:
@@ -38,6 +51,19 @@ def _clips(folder: Path, seed: int) -> list:
     for utt in read_any(folder / "test.jsonl"):
         by_task.setdefault(utt.task, utt)
     return [by_task[t] for t in TASKS if t in by_task]
+
+
+def _recordings(folder: Path) -> list:
+    """A few recorded human clips and non-speech clips from the packages (``osum data offgen``) -> [Utterance]."""
+    from osum.data.manifest import read_any
+    from osum.data.offgen import build_offgen
+
+    summary = build_offgen(folder, asterisk_limit=10, overwrite=True)
+    real = list(read_any(summary.manifests["real"]))
+    chosen = [u for prefix, n in REAL_CLIPS for u in [u for u in real if u.key.startswith(prefix)][:n]]
+    silent = list(read_any(summary.manifests["nonspeech"]))
+    chosen += [next(u for u in silent if kind in u.key) for kind in NONSPEECH_KINDS]
+    return chosen
 
 
 def _describe(text: str | None, labels, answer: str | None, words) -> str:
@@ -95,4 +121,31 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {'reference':{width}s}  {_reference(utt)}")
         for name in names:
             print(f"  {name:{width}s}  {_answer(answers[name][i])}")
+    if not args.no_recordings:
+        _show_recordings(folder / "recordings", names, options)
     return 0
+
+
+def _show_recordings(folder: Path, names: list[str], options) -> None:
+    """Recorded human speech and non-speech from Debian packages: ASR (and gender where it is documented) by each
+    model and by the untouched Whisper tiny.en."""
+    import osum
+
+    clips = _recordings(folder)
+    print(f"\nrecorded speech and non-speech from Debian packages (never trained on) in {folder}:")
+    shown = {"whisper-tiny.en": BASELINE, **{n: n for n in names}}
+    width = max(len(n) for n in shown)
+    answers = {}
+    for label, name in shown.items():
+        model = osum.load(name)
+        answers[label] = model.run([str(u.audio) for u in clips], tasks=["asr", "sgc"], options=options)
+    for i, utt in enumerate(clips):
+        gender = utt.extra.get("speaker_gender")
+        print(f"\n== {utt.key}" + (f"  (speaker: {gender}, documented)" if gender else ""))
+        print(f"  {'reference':{width}s}  {utt.text!r}")
+        for label in shown:
+            asr, sgc = answers[label][i]["asr"], answers[label][i]["sgc"]
+            said = f"{_answer(asr)}"
+            if gender and label != "whisper-tiny.en":
+                said += f"; gender={sgc.labels.get('gender')}"
+            print(f"  {label:{width}s}  {said}")

@@ -133,6 +133,11 @@ def score_task(
         entry["asr"] = transcripts["asr"]
         for unit, counts in transcripts["asr"].items():
             metrics[unit] = _nan_to_none(counts["rate"])
+        silent = [line for line in lines if not line["ref"]]
+        if silent:  # clips without speech (an empty reference): the answer should be empty too
+            empty = sum(1 for line in silent if not line["hyp"])
+            entry["no_speech"] = {"clips": len(silent), "empty_answers": empty}
+            metrics["no_speech_empty"] = empty / len(silent)
     if task.label_fields:
         entry["labels"] = {}
         for f in task.label_fields:
@@ -169,6 +174,10 @@ def score_task(
             metrics["judge_score"] = summary.get("mean_score")
     if primary is None:
         primary = transcripts.get("primary_unit", "wer")
+        if (
+            not math.isfinite(metrics.get(primary) or math.inf) and "no_speech_empty" in metrics
+        ):  # no speech at all
+            primary = "no_speech_empty"
     entry["primary"] = primary
     entry["metrics"] = metrics
     return entry, lines
