@@ -175,3 +175,13 @@ def test_read_records_drops_a_cut_last_line(tmp_path):
     path.write_text("\n".join(good) + '\n{"key": "c", "ta', encoding="utf-8")
     assert [r["key"] for r in read_records(path)] == ["a", "b"]
     assert path.read_text(encoding="utf-8") == "\n".join(good) + "\n"  # repaired for appending
+
+
+def test_clips_without_speech_count_empty_answers():
+    silent = [rec("n1", "asr", "", {"text": ""}), rec("n2", "asr", "you", {"text": ""})]
+    metrics, _ = score_records(silent)
+    entry = metrics["asr"]
+    assert entry["no_speech"] == {"clips": 2, "empty_answers": 1}
+    assert entry["metrics"]["no_speech_empty"] == 0.5 and entry["primary"] == "no_speech_empty"
+    mixed, _ = score_records([*silent, rec("s", "asr", "hello world", {"text": "hello world"})])
+    assert mixed["asr"]["primary"] == "wer" and mixed["asr"]["metrics"]["no_speech_empty"] == 0.5
