@@ -20,7 +20,7 @@ from osum.config import DataConfig, DatasetEntry
 from osum.data.audio import log_mel_spectrogram, num_mel_frames
 from osum.data.augment import spec_augment
 from osum.data.collate import collate
-from osum.data.encoder_cache import EncoderCache, frame_augment
+from osum.data.encoder_cache import EncoderCache
 from osum.data.manifest import Utterance, load_utterance_audio, read_any
 from osum.data.sampler import ItemInfo, filter_items, plan_epoch
 from osum.errors import ConfigError, OsumError
@@ -172,14 +172,10 @@ class BatchSet(torch.utils.data.Dataset):
             try:
                 if d.cache is not None:
                     cached, n_mel = d.cache.load(u)
-                    if self.train and cfg.spec_augment:
-                        cached = frame_augment(
-                            cached,
-                            rng,
-                            cfg.time_masks,
-                            cfg.max_time_mask // 2,
-                            cfg.freq_masks,
-                            cfg.max_freq_mask * cached.shape[1] // d.n_mels,
+                    if self.train and cfg.spec_augment:  # masks of frames (half as many) and channels
+                        channels = cfg.max_freq_mask * cached.shape[1] // d.n_mels
+                        cached = spec_augment(
+                            cached, rng, cfg.time_masks, cfg.max_time_mask // 2, cfg.freq_masks, channels
                         )
                     frames.append(cached)
                     # the mel length is all the model needs of the features when it has the encoder's output

@@ -9,7 +9,8 @@ a stage pays it once per clip, and the next stages on the same corpus not at all
 
 A cache folder holds one ``<key>.npz`` per clip (float16 ``(T1, D)``, the clip's own frames, and its mel length) and
 ``fingerprint.txt``, a hash of the encoder's weights and settings: a folder written by another encoder is refused,
-never silently mixed in. SpecAugment, which masks log-mel bins, becomes masks over frames and channels here.
+never silently mixed in. SpecAugment then masks spans of frames and channels of the cached output instead of
+log-mel frames and bins (:func:`osum.data.augment.spec_augment` on ``(T1, D)``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import random
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -138,26 +138,3 @@ def fill_cache(
     encoder.train(was_training)
     log.info("encoder cache %s: %d clips written", cache.folder, len(todo))
     return len(todo)
-
-
-def frame_augment(
-    frames: torch.Tensor,
-    rng: random.Random,
-    time_masks: int = 2,
-    max_time: int = 25,
-    channel_masks: int = 2,
-    max_channels: int = 48,
-) -> torch.Tensor:
-    """SpecAugment on encoder frames ``(T1, D)``: ``time_masks`` spans of up to ``max_time`` frames and
-    ``channel_masks`` spans of up to ``max_channels`` channels set to 0 -> a masked copy."""
-    out = frames.clone()
-    t, d = out.shape
-    for _ in range(time_masks):
-        width = rng.randint(0, min(max_time, max(t - 1, 0)))
-        start = rng.randint(0, max(t - width, 0))
-        out[start : start + width] = 0
-    for _ in range(channel_masks):
-        width = rng.randint(0, min(max_channels, d - 1))
-        start = rng.randint(0, d - width)
-        out[:, start : start + width] = 0
-    return out

@@ -10,7 +10,7 @@ import torch
 from osum.config import DataConfig, DatasetEntry
 from osum.data.audio import log_mel_spectrogram
 from osum.data.dataset import TrainingData
-from osum.data.encoder_cache import EncoderCache, fill_cache, frame_augment
+from osum.data.encoder_cache import EncoderCache, fill_cache
 from osum.data.manifest import load_utterance_audio, read_any
 from osum.errors import ConfigError, OsumError
 from osum.model.encoder import WhisperEncoder, pad_with_silence
@@ -98,18 +98,6 @@ def test_cached_batches_give_the_models_own_loss(tmp_path):
     assert torch.equal(x.feat_lengths, y.feat_lengths)
     with torch.no_grad():
         torch.testing.assert_close(model(x).loss, model(y).loss, atol=2e-3, rtol=2e-3)
-
-
-def test_frame_augment_masks_spans_reproducibly():
-    import random
-
-    frames = torch.ones(200, 64)
-    a = frame_augment(frames, random.Random(3), max_time=25, max_channels=16)
-    b = frame_augment(frames, random.Random(3), max_time=25, max_channels=16)
-    assert torch.equal(a, b) and torch.equal(frames, torch.ones(200, 64))
-    masked_rows = int((a == 0).all(1).sum())
-    masked_cols = int((a == 0).all(0).sum())
-    assert 0 < masked_rows <= 50 and 0 < masked_cols <= 32
 
 
 def test_the_trainer_refuses_a_cache_for_an_encoder_that_trains(tmp_path):
