@@ -196,8 +196,8 @@ class Osum:
             if tasks[-1].name == "srwt":
                 timed.add(clips[id(query.audio)])
         feats = [log_mel_spectrogram(w, self.config.encoder.n_mels) for w in waves]
-        prompt = self.codec().prompt_ids(self.task("asr"))
         codec = self.codec()
+        prompt = codec.prompt_ids(self.task("asr"))  # Whisper's own prompt: the same for every task
         transcripts: list[str] = [""] * len(waves)
         labels: list[dict[str, str]] = [{} for _ in waves]
         words: list[list[Word]] = [[] for _ in waves]
