@@ -21,9 +21,11 @@ from osum.checkpoint import PROMPTS_FILE, build_model, load_checkpoint, save_che
 from osum.config import ModelConfig
 from osum.data.audio import load_audio, log_mel_spectrogram
 from osum.data.collate import collate
+from osum.data.pitch import pitch_features
 from osum.errors import ConfigError, OsumError, TaskError
 from osum.export import is_delta_dir, load_delta
 from osum.inference.decoding import DecodingOptions, generate_ids
+from osum.inference.transcriber import Transcriber, Transcription
 from osum.inference.word_times import word_times
 from osum.model.codec import LLMCodec, WhisperCodec
 from osum.model.osum import OsumModel
@@ -63,6 +65,10 @@ class Osum:
         self.tokenizer = tokenizer
         self.prompts = prompts or default_prompts()
         self.source = source
+        # sources.transcriber (not in OSUM): a frozen Whisper writes the transcript part of the answers
+        self.transcriber: Transcriber | None = None
+        if isinstance(model, OsumModel) and model.config.sources.transcriber:
+            self.transcriber = Transcriber.build(model.config.sources.transcriber, model.encoder)
 
     def codec(self, language: str | None = None, random_prompt: bool = True) -> LLMCodec | WhisperCodec:
         """How this model's prompts and targets become token ids (``language`` defaults to the model's own)."""
@@ -140,6 +146,8 @@ class Osum:
         options = options or DecodingOptions()
         if self.config.architecture == "whisper" and self.config.decoder.label_heads:
             return self._answer_with_heads(queries, options, progress)
+        if self.transcriber is not None:
+            return self._answer_with_transcriber(queries, options, progress, language)
         codec = self.codec(language)
         n_mels = self.config.encoder.n_mels
         feats: dict[int, torch.Tensor] = {}
@@ -196,6 +204,7 @@ class Osum:
             if tasks[-1].name == "srwt":
                 timed.add(clips[id(query.audio)])
         feats = [log_mel_spectrogram(w, self.config.encoder.n_mels) for w in waves]
+        pitch = [pitch_features(w) for w in waves] if self.config.label_pitch else None
         codec = self.codec()
         prompt = codec.prompt_ids(self.task("asr"))  # Whisper's own prompt: the same for every task
         transcripts: list[str] = [""] * len(waves)
@@ -218,7 +227,7 @@ class Osum:
             ids = model.generate(
                 batch, options.max_new_tokens, options.do_sample, options.temperature, options.top_k, encoded
             )
-            logits = model.label_logits(*encoded)
+            logits = model.label_logits(*encoded, _stack(pitch, chunk, self.device))
             for row, i in enumerate(chunk):
                 labels[i] = {f: LABEL_FIELDS[f].values[int(v[row].argmax())] for f, v in logits.items()}
                 # the model's own speech head (label_fields has "speech"; trained heads only): no words, no text
@@ -240,9 +249,125 @@ class Osum:
             results.append(task.parse(text))
         return results
 
+    @torch.inference_mode()
+    def _answer_with_transcriber(
+        self, queries: Sequence[Query], options: DecodingOptions, progress: bool, language: str | None
+    ) -> list[TaskResult]:
+        """An osum model with ``sources.transcriber`` (:mod:`osum.inference.transcriber`): per clip one encoder
+        pass and one Whisper decode; ASR and SRWT answer with that transcript (SRWT's word times from the
+        alignment heads); every other query goes through the LLM with its answer forced to start with the
+        transcript. A clip the model's speech head calls speech-free, or whose transcript is empty, gets empty
+        answers."""
+        if self.transcriber is None:
+            raise RuntimeError("this model has no transcriber")
+        model: OsumModel = self.model  # type: ignore[assignment]
+        codec = self.codec(language)
+        clip_of: dict[int, int] = {}
+        waves: list[torch.Tensor] = []
+        tasks: list[Task] = []
+        for query in queries:
+            if query.prompt is not None and not query.prompt.strip():
+                raise TaskError("the prompt is empty")
+            tasks.append(self.task(query.task))
+            if id(query.audio) not in clip_of:
+                clip_of[id(query.audio)] = len(waves)
+                waves.append(query.audio)
+        timed = {clip_of[id(q.audio)] for q, t in zip(queries, tasks, strict=True) if t.name == "srwt"}
+        feats = [log_mel_spectrogram(w, self.config.encoder.n_mels) for w in waves]
+        pitch = [pitch_features(w) for w in waves] if self.config.label_pitch else None
+        order = sorted(range(len(waves)), key=lambda i: -feats[i].shape[0])
+        heard: list[Transcription | None] = [None] * len(waves)
+        silent = [False] * len(waves)
+        chunks = list(_chunks(order, options.batch_size))
+        if progress:
+            from tqdm import tqdm
+
+            chunks = tqdm(chunks, desc="transcribing", unit="batch")
+        speech_head = (
+            self.config.trained and model.label_tokens is not None and "speech" in model.label_tokens.fields
+        )
+        for chunk in chunks:
+            done = self.transcriber.transcribe(
+                [feats[i] for i in chunk], options.max_new_tokens, [i in timed for i in chunk]
+            )
+            for i, t in zip(chunk, done, strict=True):
+                heard[i] = t
+            if speech_head:  # the model's own "speech" classifier on the same frames
+                frames, lengths = _pad_frames([t.frames for t in done])
+                logits, _ = model.label_tokens(frames.float(), lengths, _stack(pitch, chunk, self.device))
+                none = LABEL_FIELDS["speech"].values.index("none")
+                for i, row in zip(chunk, logits["speech"].argmax(-1).tolist(), strict=True):
+                    silent[i] = row == none
+        results: list[TaskResult | None] = [None] * len(queries)
+        rows: list[
+            tuple[int, int, Task, list[int], list[int]]
+        ] = []  # (query, clip, task, prompt, forced prefix)
+        for q, (query, task) in enumerate(zip(queries, tasks, strict=True)):
+            i = clip_of[id(query.audio)]
+            t = heard[i]
+            assert t is not None
+            if silent[i] or (task.has_transcript and not normalize_text(t.text)):
+                results[q] = task.parse("")
+            elif task.name in ("asr", "srwt") and query.prompt is None:
+                results[q] = task.parse(format_words(t.words) if task.name == "srwt" and t.words else t.text)
+            else:
+                # all but the transcript's last token: the LLM writes that one itself, since in its training
+                # targets it may merge with what follows (".<" is one token in SmolLM2's vocabulary)
+                prefix = codec.ids(normalize_text(t.text))[:-1] if task.has_transcript else []
+                rows.append((q, i, task, codec.prompt_ids(task, prompt=query.prompt), prefix))
+        rows.sort(key=lambda r: -feats[r[1]].shape[0])
+        llm_chunks = list(_chunks(rows, options.batch_size))
+        if progress and llm_chunks:
+            from tqdm import tqdm
+
+            llm_chunks = tqdm(llm_chunks, desc="answering", unit="batch")
+        for chunk in llm_chunks:
+            batch = collate(
+                [feats[r[1]] for r in chunk],
+                [r[3] for r in chunk],
+                [[] for _ in chunk],
+                encoder_frames=[heard[r[1]].frames for r in chunk],  # type: ignore[union-attr]
+                pitch=[pitch[r[1]] for r in chunk] if pitch is not None else None,
+            )
+            ids = generate_ids(model, batch.to(self.device), options, [r[4] for r in chunk])
+            for (q, i, task, _, prefix), row in zip(chunk, ids, strict=True):
+                if not task.has_transcript:
+                    results[q] = task.parse(codec.decode(row))
+                    continue
+                text = heard[i].text  # type: ignore[union-attr]
+                results[q] = task.parse(text + _after_transcript(codec, normalize_text(text), prefix, row))
+        return [r for r in results if r is not None]
+
     def _load(self, audio: AudioInput, index: int, sample_rate: int | None) -> torch.Tensor:
         name = str(audio) if isinstance(audio, (str, os.PathLike)) else f"audio[{index}]"
         return load_audio(audio, sample_rate, max_seconds=self.config.max_audio_seconds, name=name)
+
+
+def _after_transcript(codec: LLMCodec, transcript: str, prefix: list[int], generated: list[int]) -> str:
+    """What the LLM wrote after ``transcript`` (normalised), given the forced ``prefix`` ids (the transcript but
+    its last token) and the ids it generated: the tags or the reply. If it changed the last word, its answer
+    resumes at its first tag (``<``); none: nothing."""
+    whole = codec.decode(prefix + generated)
+    if whole.startswith(transcript):
+        return whole[len(transcript) :]
+    start = whole.find("<", len(codec.decode(prefix)))
+    return whole[start:] if start >= 0 else ""
+
+
+def _stack(
+    pitch: list[torch.Tensor] | None, rows: Sequence[int], device: torch.device
+) -> torch.Tensor | None:
+    """The F0 statistics of clips ``rows`` as ``(B, 4)`` (None when the model reads none)."""
+    return None if pitch is None else torch.stack([pitch[i] for i in rows]).to(device)
+
+
+def _pad_frames(frames: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Clips' encoder frames ``(T1_i, D)`` -> zero-padded ``(B, max T1_i, D)`` and lengths ``(B,)``."""
+    lengths = torch.tensor([f.shape[0] for f in frames], device=frames[0].device)
+    out = frames[0].new_zeros(len(frames), int(lengths.max()), frames[0].shape[1])
+    for i, f in enumerate(frames):
+        out[i, : f.shape[0]] = f
+    return out, lengths
 
 
 def _chunks(items: list[_T], size: int) -> Iterator[list[_T]]:

@@ -117,6 +117,9 @@ class SourcesConfig:
     encoder: str = ""
     llm: str = ""
     tokenizer: str = "packaged:qwen2"
+    # not in OSUM: a frozen pretrained Whisper that writes the transcript part of every answer, the LLM only what
+    # follows (osum/inference/transcriber.py); "" = the LLM writes it all, as in OSUM
+    transcriber: str = ""
 
 
 @dataclass
@@ -137,6 +140,9 @@ class ModelConfig:
     # the classifiers of the label tokens / label heads (osum.tasks.LABEL_FIELDS): the task fields, and "speech"
     # (does the clip hold words at all) for models that learn to answer silence and noise with nothing
     label_fields: list[str] = field(default_factory=lambda: ["gender", "age", "emotion", "style", "event"])
+    # not in OSUM: the label classifiers also read the clip's F0 statistics (osum/data/pitch.py); the gender one
+    # reads them alone (it learnt the training voices from the encoder frames)
+    label_pitch: bool = False
     trained: bool = True  # False while the adaptor is randomly initialised (say so to users)
 
     @property

@@ -54,8 +54,13 @@ def _mini() -> ModelConfig:
             eos_token_id=0,
         ),
         lora=LoraConfig(dropout=0.0),
+        # the transcript part of every answer is Whisper tiny.en's own (osum/inference/transcriber.py): trained on
+        # 3 h of synthetic speech, the LLM transcribed recorded speech at 100%+ WER (RESULTS.md section 9)
         sources=SourcesConfig(
-            encoder="packaged:whisper-tiny.en", llm="packaged:smollm2-135m", tokenizer="packaged:smollm2-135m"
+            encoder="packaged:whisper-tiny.en",
+            llm="packaged:smollm2-135m",
+            tokenizer="packaged:smollm2-135m",
+            transcriber="packaged:whisper-tiny.en",
         ),
         prompt_language="en",
         label_fields=LABEL_FIELDS_WITH_SPEECH,
@@ -102,6 +107,7 @@ def _mini_stage1() -> ModelConfig:
         ),
         sources=SourcesConfig(encoder="packaged:whisper-tiny.en", tokenizer="packaged:whisper-tiny.en"),
         label_fields=LABEL_FIELDS_WITH_SPEECH,
+        label_pitch=True,  # F0 statistics beside the frames; gender reads them alone (osum/data/pitch.py)
         trained=False,
     )
 

@@ -27,12 +27,14 @@ def collate(
     transcripts: Sequence[Sequence[int]] | None = None,
     target_weights: Sequence[Sequence[float]] | None = None,
     encoder_frames: Sequence[torch.Tensor] | None = None,
+    pitch: Sequence[torch.Tensor] | None = None,
 ) -> Batch:
     """feats: per utterance ``(T_i, M)``; ids: per utterance lists (targets already end with the end token);
     ``attributes``: per utterance class indices (:func:`osum.tasks.attribute_classes`), giving ``(B, F)``;
     ``transcripts``: per utterance transcript ids (:class:`osum.model.codec.TranscriptCodec`) for a CTC loss;
     ``target_weights``: per utterance one loss weight per target id (``Batch.target_weights``, padded with 0);
-    ``encoder_frames``: per utterance its cached encoder output ``(T1_i, D)`` (``Batch.encoder_frames``).
+    ``encoder_frames``: per utterance its cached encoder output ``(T1_i, D)`` (``Batch.encoder_frames``);
+    ``pitch``: per utterance its F0 statistics ``(4,)`` (``Batch.pitch``).
 
     ``speech_tokens`` is filled from :func:`num_speech_tokens`, which the model checks against its own output.
     """
@@ -83,4 +85,13 @@ def collate(
         trans_lengths,
         weights,
         frames,
+        _stack_pitch(pitch, len(feats)),
     )
+
+
+def _stack_pitch(pitch: Sequence[torch.Tensor] | None, n: int) -> torch.Tensor | None:
+    if pitch is None:
+        return None
+    if len(pitch) != n:
+        raise ValueError("collate needs one pitch vector per utterance")
+    return torch.stack([p.float() for p in pitch])

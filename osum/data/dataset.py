@@ -22,6 +22,7 @@ from osum.data.augment import spec_augment
 from osum.data.collate import collate
 from osum.data.encoder_cache import EncoderCache
 from osum.data.manifest import Utterance, load_utterance_audio, read_any
+from osum.data.pitch import pitch_features
 from osum.data.sampler import ItemInfo, filter_items, plan_epoch
 from osum.errors import ConfigError, OsumError
 from osum.model.adaptor import num_speech_tokens
@@ -59,10 +60,13 @@ class TrainingData:
         n_mels: int = 80,
         transcripts: TranscriptCodec | None = None,
         label_weight: float = 1.0,
+        pitch: bool = False,
     ) -> None:
         """``transcripts``: also give every batch the transcript ids (``Batch.transcript_ids``) of this codec.
         ``label_weight`` != 1: training batches weight the label tags' tokens of the targets by it in the LM loss
-        (``Batch.target_weights``, :meth:`LLMCodec.label_token_mask`); evaluation batches stay unweighted."""
+        (``Batch.target_weights``, :meth:`LLMCodec.label_token_mask`); evaluation batches stay unweighted.
+        ``pitch``: give every batch the clips' F0 statistics (``Batch.pitch``; ``ModelConfig.label_pitch``), read
+        from the audio even when the encoder's output is cached."""
         if not entries:
             raise OsumError("no training data: set data.train to a list of {path, weight}")
         if label_weight <= 0:
@@ -80,6 +84,7 @@ class TrainingData:
         # data.encoder_cache: the trainer fills it (fill_cache) before the first batch is read
         self.cache = EncoderCache(cfg.encoder_cache) if cfg.encoder_cache else None
         self.codec, self.transcripts, self.label_weight = codec, transcripts, label_weight
+        self.pitch = pitch
         self.weights = [e.weight for e in entries]
         self.utterances: list[Utterance] = []
         self.skipped: Counter = Counter()
@@ -164,6 +169,7 @@ class BatchSet(torch.utils.data.Dataset):
         d, cfg = self.data, self.data.cfg
         feats, prompts, targets, attributes, transcripts, bad = [], [], [], [], [], 0
         frames: list[torch.Tensor] = []
+        pitch: list[torch.Tensor] = []
         weigh = self.train and d.label_weight != 1
         weights: list[list[float]] = []
         for index in self.batches[i]:
@@ -180,9 +186,12 @@ class BatchSet(torch.utils.data.Dataset):
                     frames.append(cached)
                     # the mel length is all the model needs of the features when it has the encoder's output
                     mel = torch.zeros(n_mel, 0)
-                else:
+                if d.cache is None or d.pitch:
                     wave = load_utterance_audio(u, max_seconds=cfg.max_seconds + 1.0)
+                if d.cache is None:
                     mel = log_mel_spectrogram(wave, d.n_mels)
+                if d.pitch:
+                    pitch.append(pitch_features(wave))
             except OsumError as exc:
                 if cfg.on_error == "raise":
                     raise
@@ -214,5 +223,6 @@ class BatchSet(torch.utils.data.Dataset):
             transcripts=transcripts if d.transcripts is not None else None,
             target_weights=weights if weigh else None,
             encoder_frames=frames if d.cache is not None else None,
+            pitch=pitch if d.pitch else None,
         )
         return batch, bad

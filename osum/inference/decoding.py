@@ -47,9 +47,14 @@ class DecodingOptions:
 
 @torch.inference_mode()
 def generate_ids(
-    model: OsumModel | WhisperTaskModel, batch: Batch, options: DecodingOptions
+    model: OsumModel | WhisperTaskModel,
+    batch: Batch,
+    options: DecodingOptions,
+    answer_prefix: list[list[int]] | None = None,
 ) -> list[list[int]]:
-    """Generate answers for every row of ``batch`` -> token ids per row, without the end token or padding."""
+    """Generate answers for every row of ``batch`` -> token ids per row, without the end token or padding.
+    ``answer_prefix`` (osum models): per row, ids the answer is forced to start with; the result holds only the
+    ids generated after them."""
     if model.training:
         raise RuntimeError("generate_ids needs model.eval(): dropout would make decoding random")
     if isinstance(model, WhisperTaskModel):
@@ -57,12 +62,14 @@ def generate_ids(
             raise ConfigError(
                 "beam search is not available for Whisper (stage-1) models yet: use num_beams=1"
             )
+        if answer_prefix is not None:
+            raise ConfigError("answer_prefix is for osum (LLM) models")
         if options.do_sample and options.seed is not None:
             torch.manual_seed(options.seed)
         return model.generate(
             batch, options.max_new_tokens, options.do_sample, options.temperature, options.top_k
         )
-    embeds, mask = model.prefix_embeddings(batch)
+    embeds, mask = model.prefix_embeddings(batch, answer_prefix)
     eos = model.config.llm.eos_token_id
     kwargs: dict = dict(
         inputs_embeds=embeds,

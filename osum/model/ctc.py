@@ -99,7 +99,7 @@ class CTCObjective(nn.Module):
     def forward(self, batch: Batch, full_logits: bool = False) -> CTCOutput:
         """``batch.target_ids`` (B, L) are transcript ids (see :class:`osum.model.codec.TranscriptCodec`). A model
         with label tokens also trains their classifiers here (they read the encoder, not the adaptor)."""
-        speech = self.model.encode(batch.feats, batch.feat_lengths, batch.encoder_frames)
+        speech = self.model.encode(batch.feats, batch.feat_lengths, batch.encoder_frames, batch.pitch)
         out = self.score(
             speech.frames, speech.lengths, batch.target_ids, batch.target_lengths, batch.attributes
         )
@@ -218,7 +218,7 @@ class AuxiliaryCTC(nn.Module):
         """The LM pass's output with ``loss`` = LM loss + weight x CTC loss, and ``lm_loss`` the LM part."""
         if batch.transcript_ids is None or batch.transcript_lengths is None:
             raise ValueError("train.ctc_aux_weight needs batches with transcript_ids (see AuxiliaryCTC)")
-        speech = self.model.encode(batch.feats, batch.feat_lengths, batch.encoder_frames)
+        speech = self.model.encode(batch.feats, batch.feat_lengths, batch.encoder_frames, batch.pitch)
         out = self.model(batch, full_logits=full_logits, speech=speech)
         aux = self.ctc.score(
             speech.frames, speech.lengths, batch.transcript_ids, batch.transcript_lengths, batch.attributes

@@ -22,27 +22,54 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from osum.data.pitch import PITCH_FEATURES
 from osum.model.encoder import lengths_to_mask
 from osum.tasks import LABEL_FIELDS, TASK_LABEL_FIELDS
 
 TRUNK_WIDTH = 256  # per-frame features before pooling
+# with pitch features: fields whose classifier reads them alone. On the pooled frames the gender classifier learnt
+# the training voices (100% on them, 80-85% on unseen synthetic voices, 14-24% on a recorded woman); on F0 alone
+# 92-100% on all three (osum/data/pitch.py, RESULTS.md section 10)
+PITCH_ONLY = ("gender",)
+PITCH_HIDDEN = 16
 
 
 class LabelTokens(nn.Module):
     """Encoder frames -> per-field class logits and the soft label tokens the LLM reads after the speech."""
 
     def __init__(
-        self, encoder_dim: int, hidden: int = 0, fields: Sequence[str] = tuple(TASK_LABEL_FIELDS)
+        self,
+        encoder_dim: int,
+        hidden: int = 0,
+        fields: Sequence[str] = tuple(TASK_LABEL_FIELDS),
+        pitch: bool = False,
     ) -> None:
         """``hidden``: the LLM width of the soft tokens; 0 = classifiers only (a stage-1 Whisper's label heads).
-        ``fields``: the label fields (``ModelConfig.label_fields``), kept in :data:`LABEL_FIELDS`' order."""
+        ``fields``: the label fields (``ModelConfig.label_fields``), kept in :data:`LABEL_FIELDS`' order.
+        ``pitch`` (``ModelConfig.label_pitch``): the classifiers also read the clip's F0 statistics
+        (:func:`osum.data.pitch.pitch_features`); those of :data:`PITCH_ONLY` read nothing else."""
         super().__init__()
         unknown = sorted(set(fields) - set(LABEL_FIELDS))
         if unknown:
             raise ValueError(f"label fields {unknown} do not exist; choose from {list(LABEL_FIELDS)}")
         chosen = {n: f for n, f in LABEL_FIELDS.items() if n in fields}
+        self.pitch = pitch
         self.trunk = nn.Sequential(nn.Linear(encoder_dim, TRUNK_WIDTH), nn.GELU())
-        self.heads = nn.ModuleDict({n: nn.Linear(2 * TRUNK_WIDTH, len(f.values)) for n, f in chosen.items()})
+        width = 2 * TRUNK_WIDTH + (PITCH_FEATURES if pitch else 0)
+        self.heads = nn.ModuleDict(
+            {
+                n: (
+                    nn.Sequential(
+                        nn.Linear(PITCH_FEATURES, PITCH_HIDDEN),
+                        nn.GELU(),
+                        nn.Linear(PITCH_HIDDEN, len(f.values)),
+                    )
+                    if pitch and n in PITCH_ONLY
+                    else nn.Linear(width, len(f.values))
+                )
+                for n, f in chosen.items()
+            }
+        )
         # (C, H) per field: the LLM input vector of each class, set to its name's embedding by init_values
         self.values = nn.ParameterDict(
             {n: nn.Parameter(torch.randn(len(f.values), hidden) * 0.02) for n, f in chosen.items()}
@@ -56,17 +83,28 @@ class LabelTokens(nn.Module):
         return tuple(self.heads)
 
     def forward(
-        self, enc: torch.Tensor, lengths: torch.Tensor
+        self, enc: torch.Tensor, lengths: torch.Tensor, pitch: torch.Tensor | None = None
     ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
-        """Encoder frames ``(B, T1, D)`` with valid ``lengths`` ``(B,)`` -> (``{field: logits (B, C)}``,
-        tokens ``(B, F, H)``, None for classifiers only)."""
+        """Encoder frames ``(B, T1, D)`` with valid ``lengths`` ``(B,)`` (and, for heads built with ``pitch``,
+        the clips' ``(B, PITCH_FEATURES)`` F0 statistics) -> (``{field: logits (B, C)}``, tokens ``(B, F, H)``,
+        None for classifiers only)."""
+        if self.pitch and pitch is None:
+            raise ValueError(
+                "these label heads read the clips' pitch features (Batch.pitch): none were given"
+            )
         mask = lengths_to_mask(lengths, enc.shape[1])[..., None].to(enc.dtype)  # (B, T1, 1)
         x = self.trunk(enc)
         n = mask.sum(1).clamp_min(1)
         mean = (x * mask).sum(1) / n
         std = (((x - mean[:, None]) ** 2 * mask).sum(1) / n).clamp_min(1e-6).sqrt()
         pooled = torch.cat([mean, std], dim=-1)  # (B, 2 * TRUNK_WIDTH)
-        logits = {name: head(pooled) for name, head in self.heads.items()}
+        if self.pitch:
+            pitch = pitch.to(pooled)  # type: ignore[union-attr]
+            pooled = torch.cat([pooled, pitch], dim=-1)
+        logits = {
+            name: head(pitch if self.pitch and name in PITCH_ONLY else pooled)
+            for name, head in self.heads.items()
+        }
         if not self.values:
             return logits, None
         tokens = torch.stack([logits[n].softmax(-1) @ self.values[n] for n in self.fields], dim=1)

@@ -50,6 +50,8 @@ class Batch:
     # (B, T1, D) a frozen encoder's cached output (data.encoder_cache), zero padded: the model skips its encoder,
     # and ``feats`` is then a ``(B, T, 0)`` placeholder that only carries the mel lengths
     encoder_frames: torch.Tensor | None = None
+    # (B, 4) the clips' F0 statistics (osum/data/pitch.py), for label heads built with ModelConfig.label_pitch
+    pitch: torch.Tensor | None = None
 
     def to(self, device: torch.device | str) -> Batch:
         moved = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in self.__dict__.items()}
@@ -92,7 +94,7 @@ class OsumModel(nn.Module):
         self.label_tokens: LabelTokens | None = None
         if config.adaptor.label_tokens:
             self.label_tokens = LabelTokens(
-                config.encoder.d_model, config.llm.hidden_size, config.label_fields
+                config.encoder.d_model, config.llm.hidden_size, config.label_fields, config.label_pitch
             )
         self.llm = build_llm(config.llm, config.lora, dtype)
 
@@ -102,7 +104,10 @@ class OsumModel(nn.Module):
         if self.label_tokens is None:
             device = self.speech_bos.device
             self.label_tokens = LabelTokens(
-                self.config.encoder.d_model, self.config.llm.hidden_size, self.config.label_fields
+                self.config.encoder.d_model,
+                self.config.llm.hidden_size,
+                self.config.label_fields,
+                self.config.label_pitch,
             ).to(device)
             self.config.adaptor.label_tokens = True
         return self.label_tokens
@@ -147,10 +152,15 @@ class OsumModel(nn.Module):
         return self.lm.get_input_embeddings()(ids)
 
     def encode(
-        self, feats: torch.Tensor, feat_lengths: torch.Tensor, frames: torch.Tensor | None = None
+        self,
+        feats: torch.Tensor,
+        feat_lengths: torch.Tensor,
+        frames: torch.Tensor | None = None,
+        pitch: torch.Tensor | None = None,
     ) -> SpeechEncoding:
         """feats ``(B, T, M)``, lengths ``(B,)`` -> the adaptor's frames (and the label tokens, if any).
-        ``frames`` ``(B, T1, D)``: the encoder's output when it is cached (``Batch.encoder_frames``)."""
+        ``frames`` ``(B, T1, D)``: the encoder's output when it is cached (``Batch.encoder_frames``); ``pitch``
+        ``(B, 4)``: F0 statistics for label tokens built with ``label_pitch`` (``Batch.pitch``)."""
         if frames is not None:
             enc, enc_lengths = frames, encoder_frames(feat_lengths)
         else:
@@ -163,7 +173,7 @@ class OsumModel(nn.Module):
             )
         if self.label_tokens is None:
             return SpeechEncoding(speech, speech_lengths)
-        logits, tokens = self.label_tokens(enc.float(), enc_lengths)
+        logits, tokens = self.label_tokens(enc.float(), enc_lengths, pitch)
         return SpeechEncoding(speech, speech_lengths, logits, tokens)
 
     def encode_speech(
@@ -174,16 +184,28 @@ class OsumModel(nn.Module):
         return enc.frames, enc.lengths
 
     def _rows(
-        self, batch: Batch, speech: SpeechEncoding, with_targets: bool
+        self,
+        batch: Batch,
+        speech: SpeechEncoding,
+        with_targets: bool,
+        answer_prefix: list[list[int]] | None = None,
     ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Per-row embeddings ``(S_i, H)`` and labels ``(S_i,)`` of [prompt, BOS, speech, (label tokens), EOS,
-        (target)]."""
+        (target)]; generation rows end with their ``answer_prefix`` ids instead of a target."""
         dtype = self.llm_dtype
         bos, eos = self.speech_bos.to(dtype)[None], self.speech_eos.to(dtype)[None]
         # One embedding call per batch, not per row: ZeRO-3 gathers weights on every module call, so ranks
         # holding batches of different sizes must still make the same calls.
         prompt_emb = self.embed_tokens(batch.prompt_ids)
         target_emb = self.embed_tokens(batch.target_ids) if with_targets else None
+        if answer_prefix is not None:
+            if with_targets or len(answer_prefix) != speech.frames.shape[0]:
+                raise ValueError("answer_prefix: one id list per row, and only when generating")
+            width = max([len(p) for p in answer_prefix] + [1])
+            padded = torch.zeros(len(answer_prefix), width, dtype=torch.long, device=bos.device)
+            for i, p in enumerate(answer_prefix):
+                padded[i, : len(p)] = torch.tensor(p, dtype=torch.long)
+            prefix_emb = self.embed_tokens(padded)
         rows, labels = [], []
         for i in range(speech.frames.shape[0]):
             p = int(batch.prompt_lengths[i])
@@ -197,6 +219,10 @@ class OsumModel(nn.Module):
                 t = int(batch.target_lengths[i])
                 parts.append(target_emb[i, :t])
                 label.append(batch.target_ids[i, :t].long())
+            elif answer_prefix is not None:
+                n = len(answer_prefix[i])
+                parts.append(prefix_emb[i, :n])
+                label.append(torch.full((n,), IGNORE_INDEX, dtype=torch.long, device=bos.device))
             rows.append(torch.cat(parts))
             labels.append(torch.cat(label))
         return rows, labels
@@ -243,7 +269,7 @@ class OsumModel(nn.Module):
         ``batch.attributes``, ``loss`` also holds their classifiers' cross-entropy (``label_loss``; ``lm_loss``
         is then the LM part).
         """
-        speech = speech or self.encode(batch.feats, batch.feat_lengths, batch.encoder_frames)
+        speech = speech or self.encode(batch.feats, batch.feat_lengths, batch.encoder_frames, batch.pitch)
         self._check_speech_tokens(batch, speech.lengths)
         rows, labels = self._rows(batch, speech, with_targets=True)
         embeds, labels_t, mask, position_ids = self._pad(rows, labels, left=False)
@@ -289,10 +315,13 @@ class OsumModel(nn.Module):
             label_loss=label_loss,
         )
 
-    def prefix_embeddings(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """Left-padded [prompt, BOS, speech, EOS] -> (embeds ``(B, S, H)``, attention_mask ``(B, S)``)."""
-        speech = self.encode(batch.feats, batch.feat_lengths, batch.encoder_frames)
+    def prefix_embeddings(
+        self, batch: Batch, answer_prefix: list[list[int]] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Left-padded [prompt, BOS, speech, EOS, (answer prefix)] -> (embeds ``(B, S, H)``, attention_mask
+        ``(B, S)``). ``answer_prefix``: per row, the ids its answer is forced to start with (may be empty)."""
+        speech = self.encode(batch.feats, batch.feat_lengths, batch.encoder_frames, batch.pitch)
         self._check_speech_tokens(batch, speech.lengths)
-        rows, labels = self._rows(batch, speech, with_targets=False)
+        rows, labels = self._rows(batch, speech, with_targets=False, answer_prefix=answer_prefix)
         embeds, _, mask, _ = self._pad(rows, labels, left=True)
         return embeds, mask

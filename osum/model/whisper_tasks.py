@@ -124,7 +124,7 @@ class WhisperTaskModel(nn.Module):
         self.encoder = WhisperEncoder(config.encoder)
         self.decoder = WhisperDecoder(config.decoder)
         self.label_tokens = (
-            LabelTokens(config.encoder.d_model, fields=config.label_fields)
+            LabelTokens(config.encoder.d_model, fields=config.label_fields, pitch=config.label_pitch)
             if config.decoder.label_heads
             else None
         )
@@ -168,11 +168,14 @@ class WhisperTaskModel(nn.Module):
         self.decoder(ids, 0, enc, mask, self.cross_mask(enc, torch.tensor([enc.shape[1]])), None, probs)
         return torch.stack([probs[layer][0, head, len(prompt) - 1 : -1] for layer, head in heads])
 
-    def label_logits(self, enc: torch.Tensor, enc_lengths: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Encoder frames ``(B, T1, D)`` -> ``{field: (B, C)}`` from the label heads (``decoder.label_heads``)."""
+    def label_logits(
+        self, enc: torch.Tensor, enc_lengths: torch.Tensor, pitch: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Encoder frames ``(B, T1, D)`` (+ F0 statistics ``(B, 4)`` with ``label_pitch``) -> ``{field: (B, C)}``
+        from the label heads (``decoder.label_heads``)."""
         if self.label_tokens is None:
             raise ValueError("this Whisper model has no label heads (decoder.label_heads is false)")
-        return self.label_tokens(enc.float(), enc_lengths)[0]
+        return self.label_tokens(enc.float(), enc_lengths, pitch)[0]
 
     def encode(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """The encoder output ``(B, T1, D)`` and the clips' own frame counts ``(B,)``. An encoder with
@@ -206,7 +209,7 @@ class WhisperTaskModel(nn.Module):
                 raise ValueError(
                     "training the label heads needs the batch's label classes (Batch.attributes)"
                 )
-            logits = self.label_logits(enc, enc_lengths)
+            logits = self.label_logits(enc, enc_lengths, batch.pitch)
             loss = LabelTokens.loss(logits, batch.attributes.to(enc.device))
             if loss is None:  # a batch without any label: nothing to learn, but a loss to report
                 loss = enc.sum() * 0.0

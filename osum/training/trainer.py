@@ -77,9 +77,14 @@ class Trainer:
                 raise ConfigError("train.ctc_aux_weight needs an OSUM model (it scores the adaptor's frames)")
             transcripts = TranscriptCodec(codec)
         n_mels = model.config.encoder.n_mels
-        self.data = TrainingData(run.data.train, run.data, codec, n_mels, transcripts, cfg.label_loss_weight)
+        pitch = model.config.label_pitch  # the label heads read F0 statistics of the audio
+        self.data = TrainingData(
+            run.data.train, run.data, codec, n_mels, transcripts, cfg.label_loss_weight, pitch
+        )
         self.valid = (
-            TrainingData(run.data.valid, run.data, codec, n_mels, transcripts) if run.data.valid else None
+            TrainingData(run.data.valid, run.data, codec, n_mels, transcripts, pitch=pitch)
+            if run.data.valid
+            else None
         )
         if "task_tokens" in cfg.train_modules and cfg.weight_decay:
             raise ConfigError(

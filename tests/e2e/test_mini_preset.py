@@ -133,3 +133,18 @@ def test_second_load_is_cached_and_identical(mini):
     ours, theirs = model.model.state_dict(), again.model.state_dict()
     assert set(ours) == set(theirs)
     assert all(torch.equal(ours[k], theirs[k]) for k in ours)
+
+
+def test_transcriber_writes_the_transcript_of_every_answer(mini, tmp_path):
+    """``sources.transcriber``: the frozen Whisper tiny.en (sharing the mini encoder) gives the ASR answer, which is
+    the untouched Whisper's (mini-stage1-base), and every other task's answer starts with it (the untrained LLM
+    writes only what follows)."""
+    model, _ = mini
+    assert model.transcriber is not None and model.transcriber.model.encoder is model.model.encoder
+    wav = synthesize(SPEECH, tmp_path / "fox.wav", engine="flite", voice="slt")
+    whisper = osum.load("mini-stage1-base", device="cpu").run([wav], tasks=["asr"])[0]["asr"]
+    out = model.run([wav], tasks=["asr", "sgc", "sttc"], options=osum.DecodingOptions(max_new_tokens=40))[0]
+    assert out["asr"].transcript == whisper.transcript
+    assert "quick brown fox" in out["asr"].transcript.lower()
+    for task in ("sgc", "sttc"):
+        assert out[task].raw.startswith(out["asr"].raw)

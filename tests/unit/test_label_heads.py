@@ -11,6 +11,7 @@ import osum
 from osum.convert.whisper import load_whisper, packaged_tiny_en_dir
 from osum.data.audio import load_audio, log_mel_spectrogram
 from osum.data.collate import collate
+from osum.data.pitch import pitch_features
 from osum.data.tts import synthesize
 from osum.inference.decoding import DecodingOptions
 from osum.inference.word_times import dtw_path, group_words
@@ -47,7 +48,11 @@ def test_it_transcribes_exactly_as_the_pretrained_whisper(base, speech):
 def test_every_task_shares_one_transcript_and_the_heads_give_the_labels(base, speech):
     trained = osum.Osum(base.model, base.tokenizer)
     trained.model.config.trained = True
-    heads = trained.model.label_tokens.heads
+    # the gender head reads the pitch features alone, through a small MLP: set its output layer
+    heads = {
+        n: h[-1] if isinstance(h, torch.nn.Sequential) else h
+        for n, h in trained.model.label_tokens.heads.items()
+    }
     saved = {n: (h.weight.clone(), h.bias.clone()) for n, h in heads.items()}
     try:
         with torch.no_grad():  # a head that always says "male", and one that always says "speech"
@@ -108,6 +113,9 @@ def test_only_the_heads_train_and_the_decoder_is_not_run(base, speech):
     feats = [log_mel_spectrogram(speech)] * 2
     attrs = [attribute_classes({"gender": "male", "speech": "speech"}), attribute_classes({"speech": "none"})]
     batch = collate(feats, [[1], [1]], [[2], [2]], attributes=attrs)
+    with pytest.raises(ValueError, match="pitch features"):  # mini-stage1's heads read F0 statistics too
+        base.model(batch)
+    batch = collate(feats, [[1], [1]], [[2], [2]], attributes=attrs, pitch=[pitch_features(speech)] * 2)
     base.model.train()
     try:
         out = base.model(batch)

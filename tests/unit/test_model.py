@@ -101,6 +101,21 @@ def test_generation_batch_equals_single_and_is_deterministic(model, beams):
         assert generate_ids(model, row(batch, i), opts)[0] == together[i]
 
 
+def test_forced_answer_prefix_continues_the_greedy_answer(model):
+    """Forcing the first k ids of a greedy answer gives the rest of it; a padded batch of rows with prefixes of
+    different lengths gives each row what it gets alone."""
+    batch = random_batch(**BATCH, vocab=VOCAB)
+    opts = DecodingOptions(max_new_tokens=8)
+    free = generate_ids(model, batch, opts)
+    prefixes = [free[i][:k] for i, k in enumerate([0, 1, 3, 2])]
+    forced = generate_ids(model, batch, DecodingOptions(max_new_tokens=8), prefixes)
+    for i, p in enumerate(prefixes):
+        assert p + forced[i][: 8 - len(p)] == free[i]
+        assert generate_ids(model, row(batch, i), opts, [p])[0] == forced[i]
+    with pytest.raises(ValueError, match="one id list per row"):
+        generate_ids(model, batch, opts, prefixes[:2])
+
+
 def test_generation_refuses_train_mode(model):
     batch = random_batch(**BATCH, vocab=VOCAB)
     model.train()

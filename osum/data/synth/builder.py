@@ -96,7 +96,9 @@ def record_of(spec: ClipSpec, rendered: Rendered, f0: float) -> dict[str, Any]:
             speech_offset=rendered.speech_span[1],
             f0_median_hz=None if np.isnan(f0) else round(f0, 1),
         )
-        if voice.gender != "unknown":  # a variant without a gender line gives no gender label (data.extra_labels)
+        if (
+            voice.gender != "unknown"
+        ):  # a variant without a gender line gives no gender label (data.extra_labels)
             extra["voice_gender"] = voice.gender
     else:
         info = dict(rendered.nonspeech or {})
