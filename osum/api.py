@@ -25,7 +25,7 @@ from osum.data.pitch import pitch_features
 from osum.errors import ConfigError, OsumError, TaskError
 from osum.export import is_delta_dir, load_delta
 from osum.inference.decoding import DecodingOptions, generate_ids
-from osum.inference.transcriber import Transcriber, Transcription
+from osum.inference.transcriber import Transcriber, Transcription, answer_after, answer_prefix
 from osum.inference.word_times import word_times
 from osum.model.codec import LLMCodec, WhisperCodec
 from osum.model.osum import OsumModel
@@ -311,9 +311,7 @@ class Osum:
             elif task.name in ("asr", "srwt") and query.prompt is None:
                 results[q] = task.parse(format_words(t.words) if task.name == "srwt" and t.words else t.text)
             else:
-                # all but the transcript's last token: the LLM writes that one itself, since in its training
-                # targets it may merge with what follows (".<" is one token in SmolLM2's vocabulary)
-                prefix = codec.ids(normalize_text(t.text))[:-1] if task.has_transcript else []
+                prefix = answer_prefix(codec, task, normalize_text(t.text) if task.has_transcript else "")
                 rows.append((q, i, task, codec.prompt_ids(task, prompt=query.prompt), prefix))
         rows.sort(key=lambda r: -feats[r[1]].shape[0])
         llm_chunks = list(_chunks(rows, options.batch_size))
@@ -335,23 +333,12 @@ class Osum:
                     results[q] = task.parse(codec.decode(row))
                     continue
                 text = heard[i].text  # type: ignore[union-attr]
-                results[q] = task.parse(text + _after_transcript(codec, normalize_text(text), prefix, row))
+                results[q] = task.parse(text + answer_after(codec, normalize_text(text), prefix, row))
         return [r for r in results if r is not None]
 
     def _load(self, audio: AudioInput, index: int, sample_rate: int | None) -> torch.Tensor:
         name = str(audio) if isinstance(audio, (str, os.PathLike)) else f"audio[{index}]"
         return load_audio(audio, sample_rate, max_seconds=self.config.max_audio_seconds, name=name)
-
-
-def _after_transcript(codec: LLMCodec, transcript: str, prefix: list[int], generated: list[int]) -> str:
-    """What the LLM wrote after ``transcript`` (normalised), given the forced ``prefix`` ids (the transcript but
-    its last token) and the ids it generated: the tags or the reply. If it changed the last word, its answer
-    resumes at its first tag (``<``); none: nothing."""
-    whole = codec.decode(prefix + generated)
-    if whole.startswith(transcript):
-        return whole[len(transcript) :]
-    start = whole.find("<", len(codec.decode(prefix)))
-    return whole[start:] if start >= 0 else ""
 
 
 def _stack(

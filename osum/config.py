@@ -203,6 +203,9 @@ class TrainConfig:
     init: str = "mini"  # preset name or checkpoint directory to start from
     # a model (checkpoint, export or preset; e.g. stage 1) whose encoder replaces the init model's
     init_encoder: str = ""
+    # the label classifiers of another model (e.g. models/mini-stage1), loaded at the start (not on resume); the
+    # class vectors the LLM reads stay this model's (osum.checkpoint.load_label_heads_from)
+    init_label_heads: str = ""
     out_dir: str = "exp/run"
     engine: str = "auto"  # auto | single | ddp | deepspeed (auto: ddp under torchrun, else single)
     deepspeed_stage: int = 2

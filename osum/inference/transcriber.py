@@ -24,9 +24,10 @@ from osum.config import DecoderConfig, ModelConfig
 from osum.data.collate import collate
 from osum.errors import ConfigError
 from osum.inference.word_times import word_times
+from osum.model.codec import LLMCodec
 from osum.model.encoder import WhisperEncoder
 from osum.model.whisper_tasks import WhisperTaskModel
-from osum.tasks.base import Word
+from osum.tasks.base import Task, Word
 
 TRANSCRIBERS = ("packaged:whisper-tiny.en",)
 
@@ -101,6 +102,36 @@ class Transcriber:
                 words = word_times(weights, int(lengths[row]), [self.tokenizer.decode([t]) for t in row_ids])
             out.append(Transcription(text, row_ids, window[row, : int(lengths[row])], words))
         return out
+
+
+def answer_prefix(codec: LLMCodec, task: Task, transcript: str) -> list[int]:
+    """The ids every valid answer of ``task`` after ``transcript`` (normalised) starts with: the transcript and the
+    opening of the first tag (``<``) for label tasks, the transcript and the reply separator for chat, the
+    transcript but its last token otherwise. Token by token as in the training targets (in SmolLM2's vocabulary
+    ``.<`` is one token, so the transcript alone is not a prefix of its targets). The LLM writes the rest."""
+    if task.label_fields:
+        first, rest = task.label_fields[0], {f.name: f.values[0] for f in task.label_fields[1:]}
+        answers = [task.target(transcript, {**rest, first.name: v}) for v in first.values]
+    elif task.name == "sttc":
+        answers = [task.target(transcript, answer=a) for a in ("yes", "no")]
+    else:
+        return codec.ids(transcript)[:-1]
+    ids = [codec.ids(a) for a in answers]
+    n = 0
+    while all(len(x) > n and x[n] == ids[0][n] for x in ids):
+        n += 1
+    return ids[0][:n]
+
+
+def answer_after(codec: LLMCodec, transcript: str, prefix: list[int], generated: list[int]) -> str:
+    """What the LLM wrote after ``transcript`` (normalised), given the forced ``prefix`` ids
+    (:func:`answer_prefix`) and the ids it generated: the tags or the reply. If it changed the transcript's end,
+    its answer resumes at its first tag (``<``); none: nothing."""
+    whole = codec.decode(prefix + generated)
+    if whole.startswith(transcript):
+        return whole[len(transcript) :]
+    start = whole.find("<", len(codec.decode(prefix)))
+    return whole[start:] if start >= 0 else ""
 
 
 def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:

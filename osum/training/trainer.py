@@ -18,7 +18,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from osum.api import Osum, load
-from osum.checkpoint import load_encoder_from
+from osum.checkpoint import load_encoder_from, load_label_heads_from
 from osum.config import RunConfig, save_yaml
 from osum.data.dataset import TrainingData
 from osum.data.encoder_cache import fill_cache
@@ -66,6 +66,8 @@ class Trainer:
             load_encoder_from(model, cfg.init_encoder)
         if cfg.label_tokens:
             self._add_label_tokens(model)
+        if cfg.init_label_heads and ckpt is None:
+            load_label_heads_from(model, cfg.init_label_heads)
         if run.data.prompts:  # saved with every checkpoint (Osum.save), so inference uses them too
             self.osum.prompts = self.osum.prompts.updated(load_prompts(run.data.prompts))
         codec = self.osum.codec(run.data.prompt_language, run.data.random_prompt)

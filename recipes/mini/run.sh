@@ -79,10 +79,15 @@ if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
   $osum train recipes/mini/stage2.yaml "$train_set" "$valid_set" "$cache" train.out_dir="$work/stage2" \
     train.init="$(latest "$work/ctc")" $resume
 fi
+if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
+  log "stage 3b: the LM stage on stage 1's label classifiers (they read pitch), frozen"
+  $osum train recipes/mini/stage2-heads.yaml "$train_set" "$valid_set" "$cache" train.out_dir="$work/stage2-heads" \
+    train.init="$(latest "$work/stage2")" train.init_label_heads="$(latest "$work/stage1")" $resume
+fi
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
   log "stage 4: export the trained tensors"
   $osum export "$(latest "$work/stage1")" "$models/mini-stage1" --max-mb 40
-  $osum export "$(latest "$work/stage2")" "$models/mini" --max-mb 40
+  $osum export "$(latest "$work/stage2-heads")" "$models/mini" --max-mb 40
 fi
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
   log "stage 5: evaluate the exported models, and the untouched Whisper tiny.en, on the same clips"

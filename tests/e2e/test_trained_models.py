@@ -53,29 +53,60 @@ def baseline_wer(recorded) -> float:
     return _wer(osum.load("mini-stage1-base", device="cpu"), recorded["real"])[0]
 
 
-# Measured (recipes/mini/RESULTS.md section 9). mini-stage1 transcribes exactly as the untouched Whisper tiny.en, so
-# its WER on the recorded and held-out clips must equal the baseline's; its label heads read held-out synthetic
-# voices' gender at 79-83% (bound: 65%, chance 50%). The committed mini is the one of section 8: it writes its
-# training sentences off the generator (RESULTS section 9: 156% WER on the recorded clips), so it is only checked
-# on the clips of its own kind below until its retraining lands (issue 19).
-MIN_GENDER = 0.65
-MIN_OTHER_LABELS = 0.4
+# Measured (recipes/mini/RESULTS.md section 10). Both models' transcripts are the untouched Whisper tiny.en's
+# (mini-stage1 decodes as it does; mini's transcript part comes from it, sources.transcriber), so their WER on the
+# recorded and held-out clips must equal the baseline's. Gender reads the clips' pitch: 99-100% on held-out voices
+# and on the recorded female speaker (bounds 90%); the other label tasks of mini-stage1 on held-out synthetic voices
+# together (bound 50%; measured per task in RESULTS.md).
+MIN_GENDER = 0.9
+MIN_OTHER_LABELS = 0.5
 MIN_NONSPEECH_EMPTY = 0.95
 
 
-def test_mini_stage1_labels_held_out_synthetic_clips(clips):
-    model = osum.load("mini-stage1", device="cpu")
-    assert Path(model.source) == trained_models_dir() / "mini-stage1"  # the committed export, not the base
-    assert model.config.trained
-    speech = clips["asr"] + clips["sgc"] + clips["sap"]
-    results = model.run([u.audio for u in speech], tasks=["sgc"], options=OPTIONS)
-    genders = [
-        (u.extra.get("voice_gender"), r["sgc"].labels.get("gender"))
-        for u, r in zip(speech, results, strict=True)
+def _gender_accuracy(model: osum.Osum, utts: list) -> tuple[float, list]:
+    results = model.run([u.audio for u in utts], tasks=["sgc"], options=OPTIONS)
+    pairs = [
+        ((u.labels or {}).get("gender") or u.extra.get("voice_gender"), r["sgc"].labels.get("gender"))
+        for u, r in zip(utts, results, strict=True)
     ]
-    genders = [(ref, hyp) for ref, hyp in genders if ref is not None]
-    assert sum(ref == hyp for ref, hyp in genders) >= MIN_GENDER * len(genders), genders
-    # the other label tasks together (a few clips each here; chance is 14-33%, measured on 593 clips: 57-80%)
+    pairs = [(ref, hyp) for ref, hyp in pairs if ref is not None]
+    return sum(ref == hyp for ref, hyp in pairs) / len(pairs), pairs
+
+
+def _no_loops(results: list, task: str) -> None:
+    for r in results:  # no looping answer: nothing repeats a 3-word phrase 3 times
+        words = normalize_english(r[task].transcript or "").split()
+        grams = [tuple(words[i : i + 3]) for i in range(len(words) - 2)]
+        assert all(grams.count(g) < 3 for g in grams), r[task].raw
+
+
+@pytest.mark.parametrize("name", ["mini-stage1", "mini"])
+def test_trained_model_on_recorded_speech_new_text_and_non_speech(name, recorded, baseline_wer):
+    model = osum.load(name, device="cpu")
+    assert Path(model.source) == trained_models_dir() / name  # the committed export, not the base
+    assert model.config.trained
+    wer, results = _wer(model, recorded["real"])
+    assert wer <= baseline_wer + 1e-9, (wer, baseline_wer)  # the pretrained transcription, kept
+    _no_loops(results, "asr")
+    heldout, _ = _wer(model, recorded["heldout"])
+    assert heldout <= _wer(osum.load("mini-stage1-base", device="cpu"), recorded["heldout"])[0] + 1e-9
+    silent = model.run([u.audio for u in recorded["nonspeech"]], tasks=["asr", "sgc"], options=OPTIONS)
+    empty = [
+        not normalize_english(r["asr"].transcript or "") and r["sgc"].labels["gender"] is None for r in silent
+    ]
+    assert sum(empty) >= MIN_NONSPEECH_EMPTY * len(silent), [r["asr"].raw for r in silent]
+    # the recorded speaker's documented gender, and the held-out voices'
+    for group in ("real_gender", "heldout_gender"):
+        accuracy, pairs = _gender_accuracy(model, recorded[group])
+        assert accuracy >= MIN_GENDER, (group, pairs)
+
+
+@pytest.mark.parametrize("name", ["mini-stage1", "mini"])
+def test_trained_model_labels_held_out_synthetic_clips(name, clips):
+    model = osum.load(name, device="cpu")
+    accuracy, pairs = _gender_accuracy(model, clips["asr"] + clips["sgc"] + clips["sap"])
+    assert accuracy >= MIN_GENDER, pairs
+    # the other label tasks together (a few clips each here; chance is 14-33%)
     pairs = []
     for task, field in (("ser", "emotion"), ("ssr", "style"), ("ved", "event"), ("sap", "age")):
         answers = model.run([u.audio for u in clips[task]], tasks=[task], options=OPTIONS)
@@ -87,30 +118,14 @@ def test_mini_stage1_labels_held_out_synthetic_clips(clips):
     assert sum(ref == hyp for ref, hyp in pairs) >= MIN_OTHER_LABELS * len(pairs), pairs
 
 
-def test_mini_stage1_on_recorded_speech_new_text_and_non_speech(recorded, baseline_wer):
-    model = osum.load("mini-stage1", device="cpu")
-    wer, results = _wer(model, recorded["real"])
-    assert wer <= baseline_wer + 1e-9, (wer, baseline_wer)  # the pretrained transcription, kept
-    for r in results:  # no looping answer: nothing repeats a 3-word phrase 3 times
-        words = normalize_english(r["asr"].transcript or "").split()
-        grams = [tuple(words[i : i + 3]) for i in range(len(words) - 2)]
-        assert all(grams.count(g) < 3 for g in grams), r["asr"].raw
-    heldout, _ = _wer(model, recorded["heldout"])
-    assert heldout <= _wer(osum.load("mini-stage1-base", device="cpu"), recorded["heldout"])[0] + 1e-9
-    silent = model.run([u.audio for u in recorded["nonspeech"]], tasks=["asr", "sgc"], options=OPTIONS)
-    empty = [
-        not normalize_english(r["asr"].transcript or "") and r["sgc"].labels["gender"] is None for r in silent
-    ]
-    assert sum(empty) >= MIN_NONSPEECH_EMPTY * len(silent), [r["asr"].raw for r in silent]
-
-
-def test_committed_mini_answers_held_out_clips(clips):
+def test_mini_answers_every_task_after_the_same_transcript(clips):
+    """mini's LLM writes what follows the transcript: the transcript inside every task's answer is the ASR answer,
+    and a chat question gets a reply."""
     model = osum.load("mini", device="cpu")
-    assert Path(model.source) == trained_models_dir() / "mini" and model.config.trained
-    results = model.run([u.audio for u in clips["sgc"]], tasks=["sgc"], options=OPTIONS)
-    assert all(r["sgc"].transcript for r in results)
-    genders = [
-        (u.labels["gender"], r["sgc"].labels.get("gender"))
-        for u, r in zip(clips["sgc"], results, strict=True)
-    ]
-    assert sum(ref == hyp for ref, hyp in genders) >= MIN_GENDER * len(genders), genders
+    utts = clips["sttc"][:3] + clips["asr"][:3]
+    tasks = ["asr", "sgc", "ser", "sttc"]
+    for r in model.run([u.audio for u in utts], tasks=tasks, options=OPTIONS):
+        assert r["asr"].transcript
+        assert all(r[t].transcript == r["asr"].transcript for t in tasks)
+    chats = model.run([u.audio for u in clips["sttc"][:3]], tasks=["sttc"], options=OPTIONS)
+    assert all(r["sttc"].answer for r in chats), [r["sttc"].raw for r in chats]

@@ -150,3 +150,29 @@ def test_init_encoder_source_may_be_anything_osum_load_reads(tmp_path):
     assert all(torch.equal(v, seed0[k]) for k, v in target.encoder.state_dict().items())
     with pytest.raises(osum.OsumError, match="neither a checkpoint directory nor a preset"):
         load_encoder_from(target, tmp_path / "missing")
+
+
+def test_init_label_heads_takes_the_classifiers_and_keeps_the_class_vectors(tmp_path):
+    """train.init_label_heads: stage 1's classifiers (here with pitch) replace an LM-stage model's; the class vectors
+    its LLM reads stay its own, and a model without label tokens, or other fields, is refused by name."""
+    from osum.checkpoint import load_label_heads_from
+    from osum.data.pitch import PITCH_FEATURES
+
+    tokenizer = osum.load("tiny", device="cpu").tokenizer
+    source = osum.load("tiny", device="cpu", seed=1).model
+    source.config.label_pitch = True
+    source.add_label_tokens()
+    saved = osum.Osum(source, tokenizer).save(tmp_path / "stage1")
+    target = osum.load("tiny", device="cpu", seed=2).model
+    with pytest.raises(osum.OsumError, match="no label tokens"):
+        load_label_heads_from(target, saved)
+    target.add_label_tokens()
+    values = {k: v.clone() for k, v in target.label_tokens.values.items()}
+    load_label_heads_from(target, saved)
+    assert target.config.label_pitch and target.label_tokens.pitch
+    mine, theirs = target.label_tokens.state_dict(), source.label_tokens.state_dict()
+    assert all(torch.equal(mine[k], theirs[k]) for k in theirs if not k.startswith("values."))
+    assert all(torch.equal(target.label_tokens.values[k], v) for k, v in values.items())
+    enc, lengths = torch.randn(1, 4, target.config.encoder.d_model), torch.tensor([4])
+    logits, tokens = target.label_tokens(enc, lengths, torch.zeros(1, PITCH_FEATURES))
+    assert tokens.shape == (1, len(target.label_tokens.fields), target.config.llm.hidden_size)
