@@ -6,10 +6,11 @@
 #   recipes/mini/run.sh [--stage N] [--stop-stage M] [--resume] [--hours H] [--work DIR] [--data DIR]
 #                       [--offgen DIR] [--models DIR]
 #
-# Stages: 0 synth + off-generator sets, 1 stage 1, 2 CTC pre-stage, 3 stage 2, 4 export to models/, 5 eval.
-# Status (recipes/mini/RESULTS.md section 9): stages 0-2 ran; models/mini-stage1 is this script's stage 1 (the
-# pretrained transcription, WER 6.75% on recorded speech, 100% empty answers on non-speech); stage 3 ran 100 of its
-# 400 steps (13 s/step here) and its model was not committed, so models/mini is still section 8's.
+# Stages: 0 synth + off-generator sets, 1 stage 1, 2 CTC pre-stage, 3 stage 2 (+ 3b: on stage 1's label
+# classifiers), 4 export to models/, 5 eval.
+# Status (recipes/mini/RESULTS.md section 10): models/mini-stage1 is stage 1 (the pretrained transcription, WER
+# 6.75% on recorded speech, 100% empty answers on non-speech, gender from the clip's pitch); models/mini is stage 3b
+# after 200 of stage 3's 400 steps, and answers with the packaged Whisper tiny.en's transcript (sources.transcriber).
 # The pretrained encoder stays frozen in every stage and runs on padded 30 s windows; its output is computed once
 # per clip (WORK/encoder-cache, filled by stage 1) and read by the rest. Every stage calls the osum CLI (stage 5 also
 # bench/transcript_agreement.py). --resume continues a cut training stage from its newest checkpoint; the corpora
@@ -103,7 +104,9 @@ if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
   done
   for m in mini-stage1 mini; do
     # the documented speaker gender of the recorded clips; every task's transcript against the ASR answer
-    $osum eval --model "$models/$m" --manifest "$offgen/real_gender.jsonl" --out "$work/eval-real_gender-$m"
+    for set in real_gender heldout_gender; do
+      $osum eval --model "$models/$m" --manifest "$offgen/$set.jsonl" --out "$work/eval-$set-$m"
+    done
     $PYTHON bench/transcript_agreement.py "$models/$m" "$data/test.jsonl" --limit 60 \
       --out "$work/agreement-$m.json"
   done
