@@ -1,7 +1,7 @@
 """Pitch (F0) statistics of a clip, read by the label heads beside the encoder frames (``ModelConfig.label_pitch``).
 
 Why: a gender classifier on the pooled Whisper tiny.en frames learnt the synthesizer's voices, not voices: 100%
-on its training clips, 79-85% on unseen synthetic voices and 17-21% on a recorded woman (Asterisk's prompts), while a
+on its training clips, 80-85% on unseen synthetic voices and 19-21% on a recorded woman (Asterisk's prompts), while a
 logistic regression on these four numbers alone scored 92% / 100% / 100% on the same clips (RESULTS.md section 10).
 F0 comes from Praat's autocorrelation tracker (praat-parselmouth).
 """

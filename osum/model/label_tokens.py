@@ -28,7 +28,7 @@ from osum.tasks import LABEL_FIELDS, TASK_LABEL_FIELDS
 
 TRUNK_WIDTH = 256  # per-frame features before pooling
 # with pitch features: fields whose classifier reads them alone. On the pooled frames the gender classifier learnt
-# the training voices (100% on them, 79-85% on unseen synthetic voices, 17-21% on a recorded woman); on F0 alone
+# the training voices (100% on them, 80-85% on unseen synthetic voices, 19-21% on a recorded woman); on F0 alone
 # 92-100% on all three (osum/data/pitch.py, RESULTS.md section 10)
 PITCH_ONLY = ("gender",)
 PITCH_HIDDEN = 16
