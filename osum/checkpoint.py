@@ -216,6 +216,14 @@ def load_label_heads_from(model: OsumModel | WhisperTaskModel, source: str | os.
     model.config.label_pitch = theirs.pitch
 
 
+def usual_file_mode(path: str | os.PathLike) -> None:
+    """Give a file the mode a plain ``open(path, "w")`` gives (0666 less the umask): safetensors writes 0600,
+    which other users (a server account, a shared model folder) cannot read."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
 def save_checkpoint(
     out_dir: str | os.PathLike,
     model: OsumModel | WhisperTaskModel,
@@ -227,6 +235,7 @@ def save_checkpoint(
     out.mkdir(parents=True, exist_ok=True)
     save_yaml(model.config, out / CONFIG_FILE)
     save_model(model, str(out / WEIGHTS_FILE))  # de-duplicates tied embeddings
+    usual_file_mode(out / WEIGHTS_FILE)
     tokenizer.save_pretrained(out / TOKENIZER_DIR)
     if prompts is not None:
         (out / PROMPTS_FILE).write_text(yaml.safe_dump(prompts, allow_unicode=True, sort_keys=False), "utf-8")

@@ -24,7 +24,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from osum.checkpoint import CONFIG_FILE, PROMPTS_FILE, build_model, load_checkpoint
+from osum.checkpoint import CONFIG_FILE, PROMPTS_FILE, build_model, load_checkpoint, usual_file_mode
 from osum.config import ModelConfig, load_yaml, save_yaml
 from osum.errors import CheckpointError
 from osum.tasks import PromptTable, default_prompts
@@ -84,6 +84,7 @@ def export_delta(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(out / DELTA_FILE), metadata={"format": FORMAT})
+    usual_file_mode(out / DELTA_FILE)
     save_yaml(replace(config, trained=True), out / CONFIG_FILE)
     source_prompts = Path(checkpoint) / PROMPTS_FILE
     prompts = PromptTable.load(source_prompts) if source_prompts.is_file() else default_prompts()

@@ -8,6 +8,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 
+from osum import __version__
 from osum.cli import convert, data, demo, evaluate, export, infer, serve, tasks, train
 from osum.errors import OsumError
 
@@ -28,6 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="osum", description="Open speech understanding models (OSUM-style)."
     )
+    parser.add_argument("--version", action="version", version=f"osum {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module in COMMANDS.items():
         module.add_parser(sub.add_parser(name, help=module.HELP, description=module.HELP))

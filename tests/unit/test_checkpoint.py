@@ -176,3 +176,20 @@ def test_init_label_heads_takes_the_classifiers_and_keeps_the_class_vectors(tmp_
     enc, lengths = torch.randn(1, 4, target.config.encoder.d_model), torch.tensor([4])
     logits, tokens = target.label_tokens(enc, lengths, torch.zeros(1, PITCH_FEATURES))
     assert tokens.shape == (1, len(target.label_tokens.fields), target.config.llm.hidden_size)
+
+
+def test_saved_weights_get_the_usual_file_mode(tiny, tmp_path):
+    """safetensors writes 0600; a saved model must be readable by whoever may read the folder (0666 - umask)."""
+    import os
+
+    from osum.checkpoint import usual_file_mode
+
+    umask = os.umask(0o022)
+    try:
+        saved = tiny.save(tmp_path / "ckpt")
+        assert (saved / WEIGHTS_FILE).stat().st_mode & 0o777 == 0o644
+        save_file({"x": torch.zeros(1)}, str(tmp_path / "delta.safetensors"))  # what osum export writes with
+        usual_file_mode(tmp_path / "delta.safetensors")
+        assert (tmp_path / "delta.safetensors").stat().st_mode & 0o777 == 0o644
+    finally:
+        os.umask(umask)

@@ -70,3 +70,15 @@ def test_wheel_carries_the_committed_models(tmp_path):
         "osum/tasks/prompts/asr.yaml",
     ):
         assert path in names
+
+
+def test_cli_says_its_version(capsys):
+    import pytest
+
+    import osum
+    from osum.cli.main import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0
+    assert capsys.readouterr().out.strip() == f"osum {osum.__version__}"
