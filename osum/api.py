@@ -20,7 +20,7 @@ from transformers import PreTrainedTokenizerBase
 from osum.checkpoint import PROMPTS_FILE, build_model, load_checkpoint, save_checkpoint
 from osum.config import ModelConfig
 from osum.data.audio import load_audio, log_mel_spectrogram
-from osum.data.collate import collate
+from osum.data.collate import collate, pad_frames
 from osum.data.pitch import pitch_features
 from osum.errors import ConfigError, OsumError, TaskError
 from osum.export import is_delta_dir, load_delta
@@ -293,8 +293,9 @@ class Osum:
             for i, t in zip(chunk, done, strict=True):
                 heard[i] = t
             if speech_head:  # the model's own "speech" classifier on the same frames
-                frames, lengths = _pad_frames([t.frames for t in done])
-                logits, _ = model.label_tokens(frames.float(), lengths, _stack(pitch, chunk, self.device))
+                frames = pad_frames([t.frames for t in done]).float()
+                lengths = torch.tensor([t.frames.shape[0] for t in done], device=frames.device)
+                logits, _ = model.label_tokens(frames, lengths, _stack(pitch, chunk, self.device))
                 none = LABEL_FIELDS["speech"].values.index("none")
                 for i, row in zip(chunk, logits["speech"].argmax(-1).tolist(), strict=True):
                     silent[i] = row == none
@@ -346,15 +347,6 @@ def _stack(
 ) -> torch.Tensor | None:
     """The F0 statistics of clips ``rows`` as ``(B, 4)`` (None when the model reads none)."""
     return None if pitch is None else torch.stack([pitch[i] for i in rows]).to(device)
-
-
-def _pad_frames(frames: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Clips' encoder frames ``(T1_i, D)`` -> zero-padded ``(B, max T1_i, D)`` and lengths ``(B,)``."""
-    lengths = torch.tensor([f.shape[0] for f in frames], device=frames[0].device)
-    out = frames[0].new_zeros(len(frames), int(lengths.max()), frames[0].shape[1])
-    for i, f in enumerate(frames):
-        out[i, : f.shape[0]] = f
-    return out, lengths
 
 
 def _chunks(items: list[_T], size: int) -> Iterator[list[_T]]:

@@ -67,11 +67,7 @@ def collate(
     if encoder_frames is not None:
         if len(encoder_frames) != len(feats):
             raise ValueError("collate needs one encoder output per utterance")
-        frames = encoder_frames[0].new_zeros(
-            len(feats), max(f.shape[0] for f in encoder_frames), encoder_frames[0].shape[1]
-        )
-        for i, f in enumerate(encoder_frames):
-            frames[i, : f.shape[0]] = f
+        frames = pad_frames(encoder_frames)
     return Batch(
         out,
         lengths,
@@ -87,6 +83,14 @@ def collate(
         frames,
         _stack_pitch(pitch, len(feats)),
     )
+
+
+def pad_frames(frames: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Per utterance ``(T_i, D)`` -> zero-padded ``(B, max T_i, D)``."""
+    out = frames[0].new_zeros(len(frames), max(f.shape[0] for f in frames), frames[0].shape[1])
+    for i, f in enumerate(frames):
+        out[i, : f.shape[0]] = f
+    return out
 
 
 def _stack_pitch(pitch: Sequence[torch.Tensor] | None, n: int) -> torch.Tensor | None:
