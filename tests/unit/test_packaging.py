@@ -3,6 +3,7 @@ and the package data (prompts, the web page)."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import tomllib
 
 import osum.runtime
 from osum.runtime import trained_models_dir
@@ -82,3 +84,23 @@ def test_cli_says_its_version(capsys):
         main(["--version"])
     assert stop.value.code == 0
     assert capsys.readouterr().out.strip() == f"osum {osum.__version__}"
+
+
+def _name(requirement: str) -> str:
+    """'praat-parselmouth>=0.4  # why' -> 'praat-parselmouth' (PEP 503 normalised)."""
+    return re.sub(r"[-_.]+", "-", re.split(r"[<>=!~\[; ]", requirement.strip(), maxsplit=1)[0]).lower()
+
+
+def test_the_pinned_environment_has_every_declared_dependency():
+    """`make` installs requirements/cpu.txt and then osum with --no-deps, so a dependency added to pyproject.toml
+    but not pinned there is missing on a fresh machine (CI failed that way once, on praat-parselmouth)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = {_name(r) for r in project["dependencies"]}
+    for extra in ("assets", "dev", "train", "serve"):
+        declared |= {_name(r) for r in project["optional-dependencies"][extra]}
+    pinned = {
+        _name(line)
+        for line in (ROOT / "requirements" / "cpu.txt").read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    }
+    assert declared - pinned == set(), f"declared in pyproject.toml but not pinned in requirements/cpu.txt: {declared - pinned}"
