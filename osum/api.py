@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -19,13 +20,31 @@ from transformers import PreTrainedTokenizerBase
 
 from osum.checkpoint import PROMPTS_FILE, build_model, load_checkpoint, save_checkpoint
 from osum.config import ModelConfig
-from osum.data.audio import load_audio, log_mel_spectrogram
+from osum.data.audio import SAMPLE_RATE, load_audio, log_mel_spectrogram
 from osum.data.collate import collate, pad_frames
 from osum.data.pitch import pitch_features
 from osum.errors import ConfigError, OsumError, TaskError
 from osum.export import is_delta_dir, load_delta
-from osum.inference.decoding import DecodingOptions, generate_ids
-from osum.inference.transcriber import Transcriber, Transcription, answer_after, answer_prefix
+from osum.inference.decoding import DecodingOptions, generate
+from osum.inference.guards import token_cap
+from osum.inference.labels import LabelAnswer, LabelQuery, score_labels, thresholded
+from osum.inference.long_audio import (
+    MAX_AUDIO_SECONDS,
+    Piece,
+    compression_ratio,
+    fit_to_speech,
+    plan_pieces,
+    stitch,
+    tidy_words,
+)
+from osum.inference.transcriber import (
+    MEL_FRAMES_PER_SECOND,
+    Transcriber,
+    Transcription,
+    answer_after,
+    answer_prefix,
+)
+from osum.inference.vad import default_detector
 from osum.inference.word_times import word_times
 from osum.model.codec import LLMCodec, WhisperCodec
 from osum.model.osum import OsumModel
@@ -111,12 +130,15 @@ class Osum:
         options: DecodingOptions | None = None,
         sample_rate: int | None = None,
         progress: bool = False,
+        max_seconds: float | None = MAX_AUDIO_SECONDS,
     ) -> list[dict[str, TaskResult]]:
         """Answer every task for every clip -> one ``{task_name: TaskResult}`` per clip, in input order.
 
         ``audios`` are paths, or arrays/tensors ``(N,)``/``(N, C)`` with ``sample_rate``. ``prompt`` replaces the
         task's instruction (the task then only says how to parse the answer). Utterances are decoded in batches of
         ``options.batch_size``, sorted by length; a padded batch gives the same answers as one clip at a time.
+        Clips longer than the encoder's window are cut at pauses (see :meth:`answer`); ``max_seconds`` refuses
+        longer files (None: no limit).
         """
         task_names = [tasks] if isinstance(tasks, str) else list(tasks)
         if not task_names:
@@ -125,7 +147,7 @@ class Osum:
             raise TaskError("the prompt is empty")
         for name in task_names:
             self.task(name)  # an unknown task fails before any audio is read
-        waves = [self._load(a, i, sample_rate) for i, a in enumerate(audios)]
+        waves = [self._load(a, i, sample_rate, max_seconds) for i, a in enumerate(audios)]
         queries = [Query(w, t, prompt) for w in waves for t in task_names]
         answers = iter(self.answer(queries, options, progress))
         return [{self.task(t).name: next(answers) for t in task_names} for _ in waves]
@@ -142,8 +164,70 @@ class Osum:
         The general form of :meth:`run`, for callers whose clips ask different things (the HTTP server batches
         the queries of many requests into one call). Queries that share one waveform object get its features
         once. ``language`` picks the prompt language (default: the model's).
+
+        Guards (each switchable in ``options``): a clip in which the voice activity detector finds no speech gets
+        empty answers (``skip_silence``); every answer carries ``no_speech_prob`` when the detector ran. A clip
+        longer than the encoder's window is cut at pauses into pieces, answered piece by piece and stitched
+        (:mod:`osum.inference.long_audio`): one transcript, segments and word times in the clip's time.
         """
         options = options or DecodingOptions()
+        for query in queries:
+            self.task(query.task)
+            if query.prompt is not None:
+                self.check_prompt(query.prompt, options)
+        window = int(self.config.max_audio_seconds * SAMPLE_RATE)
+        plans: dict[int, _ClipPlan] = {}
+        for query in queries:
+            if id(query.audio) not in plans:
+                plans[id(query.audio)] = self._plan(query.audio, window, options)
+        pieces = [Query(w, q.task, q.prompt) for q in queries for w in plans[id(q.audio)].waves]
+        answers = iter(self._answer_pieces(pieces, options, progress, language) if pieces else [])
+        results = []
+        for query in queries:
+            plan, task = plans[id(query.audio)], self.task(query.task)
+            got = [_tidy(next(answers), p.seconds) for p in plan.pieces]
+            if plan.split:
+                result = stitch(task, plan.pieces, got, task.parse(""))
+            else:
+                result = got[0] if got else task.parse("")
+            if result.words and plan.regions:
+                words = tidy_words(fit_to_speech(result.words, plan.regions), plan.seconds)
+                result = dataclasses.replace(result, words=tuple(words))
+            results.append(dataclasses.replace(result, no_speech_prob=plan.no_speech_prob))
+        return results
+
+    def check_prompt(self, prompt: str, options: DecodingOptions) -> None:
+        """TaskError when ``prompt`` is empty or has more tokens than ``options.max_prompt_tokens``."""
+        if not prompt.strip():
+            raise TaskError("the prompt is empty")
+        n = len(self.tokenizer(prompt, add_special_tokens=False)["input_ids"])
+        if n > options.max_prompt_tokens:
+            raise TaskError(
+                f"the prompt has {n} tokens; the limit is {options.max_prompt_tokens} "
+                "(DecodingOptions.max_prompt_tokens, osum infer --max-prompt-tokens)"
+            )
+
+    def _plan(self, wave: torch.Tensor, window: int, options: DecodingOptions) -> _ClipPlan:
+        """Where speech is in ``wave`` ``(N,)`` and how it is cut into pieces of at most ``window`` samples."""
+        n = int(wave.shape[0])
+        if not options.skip_silence and n <= window:
+            return _ClipPlan([Piece(0, n)], [wave], None, False, n / SAMPLE_RATE)
+        speech = default_detector()(wave)
+        pieces = plan_pieces(wave, speech, window, options.skip_silence)
+        waves = [wave if (p.start, p.end) == (0, n) else wave[p.start : p.end] for p in pieces]
+        regions = [(a / SAMPLE_RATE, b / SAMPLE_RATE) for a, b in speech.regions]
+        return _ClipPlan(
+            pieces, waves, round(speech.no_speech_prob(), 4), n > window, n / SAMPLE_RATE, regions
+        )
+
+    def _answer_pieces(
+        self,
+        queries: Sequence[Query],
+        options: DecodingOptions,
+        progress: bool,
+        language: str | None,
+    ) -> list[TaskResult]:
+        """Answer queries whose clips fit the encoder's window, with the model's way of answering."""
         if self.config.architecture == "whisper" and self.config.decoder.label_heads:
             return self._answer_with_heads(queries, options, progress)
         if self.transcriber is not None:
@@ -173,9 +257,27 @@ class Osum:
             batches = tqdm(batches, desc="decoding", unit="batch")
         for chunk in batches:
             batch = collate([it[1] for it in chunk], [it[3] for it in chunk], [[] for _ in chunk])
-            texts = [codec.decode(x) for x in generate_ids(self.model, batch.to(self.device), options)]
-            for (index, _, task, _), text in zip(chunk, texts, strict=True):
-                results[index] = task.parse(text)
+            caps = [_cap(it[2], it[1].shape[0], options) for it in chunk]
+            ids, means = generate(self.model, batch.to(self.device), options, caps=caps)
+            for (index, _, task, _), row, mean in zip(chunk, ids, means, strict=True):
+                text = codec.decode(row)
+                results[index] = dataclasses.replace(
+                    task.parse(text), avg_logprob=mean, compression_ratio=compression_ratio(text)
+                )
+        labelled = [it for it in items if it[2].label_fields and isinstance(self.model, OsumModel)]
+        if (
+            labelled
+        ):  # every label value's probability given the transcript (the answer stays the generated one)
+            queries_ = []
+            for index, feat, task, ids in labelled:
+                heard = normalize_text(results[index].transcript or "") if task.has_transcript else ""  # type: ignore[union-attr]
+                queries_.append(LabelQuery(feat, ids, task, heard, answer_prefix(codec, task, heard)))  # type: ignore[arg-type]
+            scored = score_labels(self.model, codec, queries_, rows_per_pass=4 * options.batch_size)  # type: ignore[arg-type]
+            for (index, *_), got in zip(labelled, scored, strict=True):
+                r = results[index]
+                assert r is not None
+                labels = thresholded(dict(r.labels), got.probs, options.min_label_prob)
+                results[index] = dataclasses.replace(r, labels=labels, label_probs=got.probs)
         return [r for r in results if r is not None]
 
     @torch.inference_mode()
@@ -209,6 +311,8 @@ class Osum:
         prompt = codec.prompt_ids(self.task("asr"))  # Whisper's own prompt: the same for every task
         transcripts: list[str] = [""] * len(waves)
         labels: list[dict[str, str]] = [{} for _ in waves]
+        probs: list[dict[str, dict[str, float]]] = [{} for _ in waves]
+        scores: list[float | None] = [None] * len(waves)
         words: list[list[Word]] = [[] for _ in waves]
         order = sorted(range(len(waves)), key=lambda i: -feats[i].shape[0])
         chunks = list(_chunks(order, options.batch_size))
@@ -224,15 +328,27 @@ class Osum:
                 self.device
             )
             encoded = model.encode(batch)
-            ids = model.generate(
-                batch, options.max_new_tokens, options.do_sample, options.temperature, options.top_k, encoded
+            caps = [token_cap(feats[i].shape[0] / MEL_FRAMES_PER_SECOND) for i in chunk]
+            ids, means = model.decode(
+                batch,
+                options.max_new_tokens,
+                options.do_sample,
+                options.temperature,
+                options.top_k,
+                encoded,
+                caps=caps if options.stop_loops else None,
+                stop_loops=options.stop_loops,
             )
             logits = model.label_logits(*encoded, _stack(pitch, chunk, self.device))
             for row, i in enumerate(chunk):
-                labels[i] = {f: LABEL_FIELDS[f].values[int(v[row].argmax())] for f, v in logits.items()}
+                for f, v in logits.items():
+                    p = v[row].float().softmax(-1).tolist()
+                    probs[i][f] = dict(zip(LABEL_FIELDS[f].values, p, strict=True))
+                    labels[i][f] = LABEL_FIELDS[f].values[int(v[row].argmax())]
                 # the model's own speech head (label_fields has "speech"; trained heads only): no words, no text
                 silent = self.config.trained and labels[i].get("speech") == "none"
                 transcripts[i] = "" if silent else codec.decode(ids[row])
+                scores[i] = means[row]
                 if i in timed and transcripts[i]:
                     weights = model.alignment_weights(prompt, ids[row], encoded[0][row : row + 1])
                     pieces = [self.tokenizer.decode([t]) for t in ids[row]]
@@ -246,7 +362,21 @@ class Osum:
             elif normalize_text(text):  # speech: the task's labels follow the transcript, as in its targets
                 body = text if task.has_transcript else ""
                 text = body + "".join(f"<{labels[i][f.name]}>" for f in task.label_fields)
-            results.append(task.parse(text))
+            parsed = task.parse(text)
+            mine = {f.name: probs[i][f.name] for f in task.label_fields if f.name in probs[i]}
+            if normalize_text(transcripts[i]) and mine:
+                parsed = dataclasses.replace(
+                    parsed,
+                    labels=thresholded(dict(parsed.labels), mine, options.min_label_prob),
+                    label_probs=mine,
+                )
+            results.append(
+                dataclasses.replace(
+                    parsed,
+                    avg_logprob=scores[i] if transcripts[i] else None,
+                    compression_ratio=compression_ratio(transcripts[i]),
+                )
+            )
         return results
 
     @torch.inference_mode()
@@ -288,7 +418,10 @@ class Osum:
         )
         for chunk in chunks:
             done = self.transcriber.transcribe(
-                [feats[i] for i in chunk], options.max_new_tokens, [i in timed for i in chunk]
+                [feats[i] for i in chunk],
+                options.max_new_tokens,
+                [i in timed for i in chunk],
+                options.stop_loops,
             )
             for i, t in zip(chunk, done, strict=True):
                 heard[i] = t
@@ -310,10 +443,36 @@ class Osum:
             if silent[i] or (task.has_transcript and not normalize_text(t.text)):
                 results[q] = task.parse("")
             elif task.name in ("asr", "srwt") and query.prompt is None:
-                results[q] = task.parse(format_words(t.words) if task.name == "srwt" and t.words else t.text)
+                parsed = task.parse(format_words(t.words) if task.name == "srwt" and t.words else t.text)
+                results[q] = dataclasses.replace(
+                    parsed, avg_logprob=t.avg_logprob, compression_ratio=compression_ratio(t.text)
+                )
             else:
                 prefix = answer_prefix(codec, task, normalize_text(t.text) if task.has_transcript else "")
                 rows.append((q, i, task, codec.prompt_ids(task, prompt=query.prompt), prefix))
+        label_rows = [r for r in rows if tasks[r[0]].label_fields]
+        if label_rows:  # labels: every value scored given the transcript (osum.inference.labels)
+            scored = score_labels(
+                model,
+                codec,  # type: ignore[arg-type]
+                [
+                    LabelQuery(
+                        feats[i],
+                        prompt,
+                        task,
+                        normalize_text(heard[i].text),  # type: ignore[union-attr]
+                        prefix,
+                        heard[i].frames,  # type: ignore[union-attr]
+                        pitch[i] if pitch is not None else None,
+                    )
+                    for _, i, task, prompt, prefix in label_rows
+                ],
+                rows_per_pass=4 * options.batch_size,
+            )
+            for (q, i, task, _, prefix), got in zip(label_rows, scored, strict=True):
+                text = heard[i].text  # type: ignore[union-attr]
+                results[q] = self._label_result(task, text, codec, prefix, got, options)
+        rows = [r for r in rows if not tasks[r[0]].label_fields]
         rows.sort(key=lambda r: -feats[r[1]].shape[0])
         llm_chunks = list(_chunks(rows, options.batch_size))
         if progress and llm_chunks:
@@ -328,7 +487,7 @@ class Osum:
                 encoder_frames=[heard[r[1]].frames for r in chunk],  # type: ignore[union-attr]
                 pitch=[pitch[r[1]] for r in chunk] if pitch is not None else None,
             )
-            ids = generate_ids(model, batch.to(self.device), options, [r[4] for r in chunk])
+            ids, _ = generate(model, batch.to(self.device), options, [r[4] for r in chunk])
             for (q, i, task, _, prefix), row in zip(chunk, ids, strict=True):
                 if not task.has_transcript:
                     results[q] = task.parse(codec.decode(row))
@@ -337,9 +496,63 @@ class Osum:
                 results[q] = task.parse(text + answer_after(codec, normalize_text(text), prefix, row))
         return [r for r in results if r is not None]
 
-    def _load(self, audio: AudioInput, index: int, sample_rate: int | None) -> torch.Tensor:
+    @staticmethod
+    def _label_result(
+        task: Task,
+        transcript: str,
+        codec: LLMCodec,
+        prefix: list[int],
+        got: LabelAnswer,
+        options: DecodingOptions,
+    ) -> TaskResult:
+        """A label task's answer from its scored candidates: the transcript as heard, the best tags, every
+        value's probability; a label below ``options.min_label_prob`` becomes None."""
+        after = (
+            answer_after(codec, normalize_text(transcript), prefix, got.after) if task.has_transcript else ""
+        )
+        text = (transcript + after) if task.has_transcript else codec.decode(prefix + got.after)
+        parsed = task.parse(text)
+        labels = thresholded(dict(parsed.labels), got.probs, options.min_label_prob)
+        return dataclasses.replace(
+            parsed,
+            labels=labels,
+            label_probs=got.probs,
+            avg_logprob=got.avg_logprob,
+            compression_ratio=compression_ratio(transcript) if task.has_transcript else None,
+        )
+
+    def _load(
+        self, audio: AudioInput, index: int, sample_rate: int | None, max_seconds: float | None
+    ) -> torch.Tensor:
         name = str(audio) if isinstance(audio, (str, os.PathLike)) else f"audio[{index}]"
-        return load_audio(audio, sample_rate, max_seconds=self.config.max_audio_seconds, name=name)
+        return load_audio(audio, sample_rate, max_seconds=max_seconds, name=name)
+
+
+@dataclass
+class _ClipPlan:
+    """One clip's pieces (in samples), their waveforms, the detector's no-speech probability, whether the clip
+    was cut (longer than the window), its length and its speech regions."""
+
+    pieces: list[Piece]
+    waves: list[torch.Tensor]
+    no_speech_prob: float | None
+    split: bool
+    seconds: float
+    regions: list[tuple[float, float]] = dataclasses.field(default_factory=list)  # speech, in seconds
+
+
+def _cap(task: Task, mel_frames: int, options: DecodingOptions) -> int:
+    """The most tokens ``task``'s answer about ``mel_frames`` of audio may have (a chat reply: the option's)."""
+    if task.name == "sttc":
+        return options.max_new_tokens
+    return token_cap(mel_frames / MEL_FRAMES_PER_SECOND, timed=task.name == "srwt")
+
+
+def _tidy(result: TaskResult, seconds: float) -> TaskResult:
+    """Word times kept inside the piece, in order, none of zero length."""
+    if not result.words:
+        return result
+    return dataclasses.replace(result, words=tuple(tidy_words(result.words, seconds)))
 
 
 def _stack(

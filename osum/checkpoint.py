@@ -23,7 +23,7 @@ from safetensors.torch import load_file, save_model
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from osum.config import ModelConfig, load_yaml, save_yaml
-from osum.errors import CheckpointError, ConfigError
+from osum.errors import CheckpointError
 from osum.model.osum import OsumModel
 from osum.model.whisper_tasks import WhisperTaskModel
 
@@ -33,7 +33,7 @@ TOKENIZER_DIR = "tokenizer"
 PROMPTS_FILE = "prompts.yaml"
 
 
-def _load_strict(
+def load_strict(
     module: torch.nn.Module, state_dict: dict[str, torch.Tensor], what: str, assign: bool = False
 ) -> None:
     """``load_state_dict(strict=True)`` whose failure is a CheckpointError naming the keys at fault."""
@@ -77,13 +77,13 @@ def build_model(
         return model, load_tokenizer(config.sources.tokenizer)
     if config.sources.encoder:
         _, enc_sd = load_encoder_source(config.sources.encoder)
-        _load_strict(model.encoder, enc_sd, f"encoder source {config.sources.encoder!r}")
+        load_strict(model.encoder, enc_sd, f"encoder source {config.sources.encoder!r}")
     if config.sources.llm:
         _, llm_sd, tokenizer = load_llm_source(config.sources.llm)
         lm = model.lm
         if config.lora.enabled:  # peft renamed the adapted linears' weights to `<name>.base_layer.weight`
             llm_sd = _to_peft_names(llm_sd, lm.state_dict())
-        _load_strict(lm, llm_sd, f"LLM source {config.sources.llm!r}")
+        load_strict(lm, llm_sd, f"LLM source {config.sources.llm!r}")
     if config.sources.tokenizer and (tokenizer is None or config.sources.tokenizer != config.sources.llm):
         tokenizer = load_tokenizer(config.sources.tokenizer)
     if tokenizer is None:
@@ -118,7 +118,7 @@ def _load_whisper_source(model: WhisperTaskModel, source: str) -> None:
         d.suppress_tokens = list(hf_config.suppress_tokens or [])
         d.begin_suppress_tokens = list(hf_config.begin_suppress_tokens or [])
         d.alignment_heads = [list(p) for p in getattr(hf_config, "alignment_heads", None) or []]
-    _load_strict(model, sd, f"Whisper source {source!r}")
+    load_strict(model, sd, f"Whisper source {source!r}")
 
 
 def check_state_dict(config: ModelConfig, state_dict: dict[str, torch.Tensor], what: str) -> None:
@@ -163,57 +163,6 @@ def _to_peft_names(sd: dict[str, torch.Tensor], target: dict[str, torch.Tensor])
         if ".lora_" in key:
             out[key] = value
     return out
-
-
-def load_encoder_from(model: torch.nn.Module, source: str | os.PathLike) -> None:
-    """Replace ``model.encoder``'s weights with another model's encoder (stage 1 -> stage 2), strictly.
-
-    ``source`` is a checkpoint directory, or anything :func:`osum.load` reads (an exported release such as
-    ``models/mini-stage1``, or a preset name).
-    """
-    path = Path(source) / WEIGHTS_FILE
-    if not path.is_file():
-        from osum.api import load  # here, not at the top: osum.api imports this module
-
-        other = load(source, device="cpu", dtype=torch.float32).model
-        _load_strict(model.encoder, other.encoder.state_dict(), f"encoder of {source}")
-        return
-    read_config(source)  # a clear error when it is not a checkpoint
-    try:
-        weights = load_file(str(path))
-    except (SafetensorError, OSError) as exc:
-        raise CheckpointError(f"{path}: cannot read weights: {str(exc).strip()}") from None
-    encoder = {k.removeprefix("encoder."): v for k, v in weights.items() if k.startswith("encoder.")}
-    _load_strict(model.encoder, encoder, f"encoder of {source}")
-
-
-def load_label_heads_from(model: OsumModel | WhisperTaskModel, source: str | os.PathLike) -> None:
-    """Give ``model`` the label classifiers of another model (e.g. stage 1's ``models/mini-stage1``): the trunk and
-    heads of its label tokens, and whether they read pitch (``label_pitch``). The class vectors the LLM reads
-    (osum models' soft label tokens) stay ``model``'s own. Both must read the same encoder and label fields."""
-    from osum.api import load  # here, not at the top: osum.api imports this module
-    from osum.model.label_tokens import LabelTokens
-
-    mine = model.label_tokens
-    if mine is None:
-        raise ConfigError("train.init_label_heads: this model has no label tokens (set train.label_tokens)")
-    other = load(source, device="cpu", dtype=torch.float32)
-    theirs = other.model.label_tokens
-    if theirs is None:
-        raise ConfigError(f"train.init_label_heads: {source} has no label heads")
-    if theirs.fields != mine.fields:
-        raise ConfigError(
-            f"train.init_label_heads: {source} classifies {list(theirs.fields)}, this model {list(mine.fields)}"
-        )
-    if other.config.encoder != model.config.encoder:
-        raise ConfigError(f"train.init_label_heads: {source} reads another encoder than this model")
-    hidden = next(iter(mine.values.values())).shape[1] if len(mine.values) else 0
-    new = LabelTokens(model.config.encoder.d_model, hidden, list(mine.fields), theirs.pitch)
-    state = {k: v for k, v in theirs.state_dict().items() if not k.startswith("values.")}
-    state.update({k: v for k, v in mine.state_dict().items() if k.startswith("values.")})
-    new.load_state_dict(state, strict=True)
-    model.label_tokens = new.to(next(mine.parameters()).device)
-    model.config.label_pitch = theirs.pitch
 
 
 def usual_file_mode(path: str | os.PathLike) -> None:
@@ -269,7 +218,7 @@ def load_checkpoint(
         state_dict = load_file(str(path / WEIGHTS_FILE))
     except (SafetensorError, OSError) as exc:
         raise CheckpointError(f"{path / WEIGHTS_FILE}: cannot read weights: {str(exc).strip()}") from None
-    _load_strict(model, state_dict, str(path / WEIGHTS_FILE), assign=True)
+    load_strict(model, state_dict, str(path / WEIGHTS_FILE), assign=True)
     model.after_meta_load()
     tokenizer = AutoTokenizer.from_pretrained(path / TOKENIZER_DIR)
     prompts = None

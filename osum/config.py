@@ -204,7 +204,7 @@ class TrainConfig:
     # a model (checkpoint, export or preset; e.g. stage 1) whose encoder replaces the init model's
     init_encoder: str = ""
     # the label classifiers of another model (e.g. models/mini-stage1), loaded at the start (not on resume); the
-    # class vectors the LLM reads stay this model's (osum.checkpoint.load_label_heads_from)
+    # class vectors the LLM reads stay this model's (osum.training.warm_start.load_label_heads_from)
     init_label_heads: str = ""
     out_dir: str = "exp/run"
     engine: str = "auto"  # auto | single | ddp | deepspeed (auto: ddp under torchrun, else single)
@@ -305,7 +305,9 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None = None, overrides: Se
                 ) from None
         return OmegaConf.to_object(merged)  # type: ignore[return-value]
     except OmegaConfBaseException as exc:
-        raise ConfigError(f"invalid config value: {exc}".splitlines()[0]) from None
+        key = getattr(exc, "full_key", None)
+        where = f" for {key!r}" if key else ""
+        raise ConfigError(f"invalid config value{where}: {str(exc).splitlines()[0]}") from None
 
 
 def to_dict(config: Any) -> dict[str, Any]:

@@ -15,6 +15,44 @@ def add_decoding_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-new-tokens", type=int, default=200)
 
 
+def add_guard_args(p: argparse.ArgumentParser) -> None:
+    """The guards (on by default) and label confidence threshold."""
+    p.add_argument(
+        "--keep-silence",
+        action="store_true",
+        help="answer clips in which the voice activity detector finds no speech (default: empty answers)",
+    )
+    p.add_argument(
+        "--allow-loops",
+        action="store_true",
+        help="do not stop an answer that repeats itself, nor cap its tokens by the audio's length",
+    )
+    p.add_argument("--max-prompt-tokens", type=int, default=1024, help="refuse longer --prompt (default 1024)")
+    p.add_argument(
+        "--min-label-prob",
+        type=float,
+        default=0.0,
+        help="answer a label only when its probability reaches this (else null; default 0: always)",
+    )
+
+
+def decoding_options(args: argparse.Namespace):
+    """``osum.DecodingOptions`` from :func:`add_decoding_args` and :func:`add_guard_args` arguments."""
+    import osum
+
+    return osum.DecodingOptions(
+        max_new_tokens=args.max_new_tokens,
+        num_beams=args.beams,
+        do_sample=getattr(args, "sample", False),
+        seed=getattr(args, "seed", None),
+        batch_size=args.batch_size,
+        skip_silence=not getattr(args, "keep_silence", False),
+        stop_loops=not getattr(args, "allow_loops", False),
+        max_prompt_tokens=getattr(args, "max_prompt_tokens", 1024),
+        min_label_prob=getattr(args, "min_label_prob", 0.0),
+    )
+
+
 def load_model(args: argparse.Namespace):
     """``osum.load(args.model, ...)``, saying on stderr when the model's adaptor is untrained."""
     import osum

@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 
-from osum.cli.common import add_decoding_args, load_model
+from osum.cli.common import add_decoding_args, add_guard_args, decoding_options, load_model
 from osum.errors import ConfigError
 
 HELP = "evaluate a model on a test manifest (metrics.json, report.md, plots) or compare evaluations"
@@ -20,7 +20,7 @@ HELP = "evaluate a model on a test manifest (metrics.json, report.md, plots) or 
 def add_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--manifest", help="test manifest: ours, OSUM raw JSONL, OSUM shards or Lhotse")
     p.add_argument("--out", help="output folder (an interrupted run with the same settings continues)")
-    p.add_argument("--model", help="checkpoint directory or preset to decode with")
+    p.add_argument("--model", help="checkpoint directory or preset to decode with (default: mini)")
     p.add_argument(
         "--decode-file", help="score this OSUM decode output (key<TAB>hyp lines) instead of decoding"
     )
@@ -32,6 +32,7 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, help="only the first N utterances of the manifest")
     p.add_argument("--overwrite", action="store_true", help="discard an earlier run in --out")
     add_decoding_args(p)
+    add_guard_args(p)
     p.add_argument(
         "--judge-url", help="OpenAI-compatible endpoint (e.g. http://host:8000/v1) to score STTC answers"
     )
@@ -73,16 +74,15 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.manifest or not args.out:
         raise ConfigError("osum eval needs --manifest and --out (or --compare DIR...)")
-    if bool(args.model) == bool(args.decode_file):
+    if args.model and args.decode_file:
         raise ConfigError("give --model (decode and score) or --decode-file (score OSUM output), not both")
-    import osum
+    if not args.decode_file:
+        args.model = args.model or "mini"  # as osum infer: the embedded default
     from osum.evaluation.run import evaluate
     from osum.tasks import parse_task_list
 
     tasks = None if not args.tasks else [t.name for t in parse_task_list(args.tasks)]
-    options = osum.DecodingOptions(
-        max_new_tokens=args.max_new_tokens, num_beams=args.beams, batch_size=args.batch_size
-    )
+    options = decoding_options(args)
     model = load_model(args) if args.model else None
     judge = _judge(args)
     result = evaluate(

@@ -30,7 +30,13 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-queue", type=int, default=64, help="requests waiting for the model; more get 429")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds per request before 504")
     p.add_argument("--max-upload-mb", type=float, default=25.0, help="largest audio upload (413 above)")
-    p.add_argument("--max-audio-seconds", type=float, help="longest clip (default: what the model accepts)")
+    p.add_argument(
+        "--max-audio-seconds",
+        type=float,
+        default=600.0,
+        help="longest clip (default 600; longer than the model's window is cut at pauses)",
+    )
+    p.add_argument("--max-prompt-tokens", type=int, default=1024, help="longest instruction (default 1024)")
     p.add_argument("--max-new-tokens", type=int, default=200)
     p.add_argument(
         "--cors-origin",
@@ -64,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         request_timeout=args.timeout,
         max_upload_mb=args.max_upload_mb,
         max_audio_seconds=args.max_audio_seconds,
+        max_prompt_tokens=args.max_prompt_tokens,
         max_new_tokens=args.max_new_tokens,
         cors_origins=tuple(args.cors_origin),
     )

@@ -63,17 +63,36 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: file not found")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    with open(path, "rb") as f:
+        head = f.read(16)
+    zipped = head.startswith(b"PK\x03\x04")  # torch.save's format since 1.6; older files are a bare pickle
+    if not zipped and not head.startswith(b"\x80"):
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint (it is {_describe(head)})")
+    try:  # mmap (no second copy in memory) works for the zip format only
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=zipped)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file for the user
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise CheckpointError(
-            f"{path}: not a loadable torch state dict ({type(exc).__name__}: {exc})"
+            f"{path}: a PyTorch file that does not load as a state dict of tensors ({reason})"
         ) from None
     if isinstance(obj, dict) and set(obj) == {"module"}:
         obj = obj["module"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise CheckpointError(f"{path}: expected a flat state dict of tensors")
     return obj
+
+
+def _describe(head: bytes) -> str:
+    """What a file that is not a PyTorch checkpoint looks like, from its first bytes."""
+    if len(head) >= 9 and head[8:9] == b"{":
+        return "a safetensors file: load its folder with osum.load, or convert it with osum convert-* instead"
+    if not head:
+        return "empty"
+    if head.startswith(b"GGUF"):
+        return "a GGUF file (llama.cpp)"
+    if all(32 <= b < 127 or b in (9, 10, 13) for b in head):
+        return f"text, starting {head.decode('ascii')!r}"
+    return f"binary data starting {head[:8].hex(' ')}"
 
 
 def _count(sd: dict[str, torch.Tensor], pattern: str) -> int:

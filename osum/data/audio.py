@@ -119,7 +119,8 @@ def _read_file(
 ) -> tuple[np.ndarray, int]:
     """Read a file as float32 ``(N, C)`` and its rate; checks the length from the header before decoding."""
     try:
-        sound = sf.SoundFile(file)
+        # a path as bytes: soundfile encodes str paths strictly, which fails on names that are not valid UTF-8
+        sound = sf.SoundFile(os.fsencode(file) if isinstance(file, Path) else file)
     except (sf.SoundFileError, RuntimeError) as e:
         reason = getattr(e, "error_string", None) or str(e)
         raise AudioFormatError(

@@ -172,6 +172,23 @@ class TimingReport:
         return asdict(self)
 
 
+def calibration_error(pairs: Sequence[tuple[float, bool]], bins: int = 10) -> float:
+    """Expected calibration error of ``(confidence, correct)`` pairs: the answers go into ``bins`` equal-width
+    confidence bins, and the result is the mean |accuracy - mean confidence| of the bins, weighted by their share
+    of the answers (0: the confidences are the accuracies). Empty input: 0."""
+    if not pairs:
+        return 0.0
+    total = 0.0
+    for b in range(bins):
+        lo, hi = b / bins, (b + 1) / bins
+        inside = [(c, ok) for c, ok in pairs if lo < c <= hi or (b == 0 and c <= lo)]
+        if inside:
+            accuracy = sum(ok for _, ok in inside) / len(inside)
+            confidence = sum(c for c, _ in inside) / len(inside)
+            total += len(inside) / len(pairs) * abs(accuracy - confidence)
+    return total
+
+
 def word_timing(
     refs: Sequence[Sequence[Word]],
     hyps: Sequence[Sequence[Word] | None],

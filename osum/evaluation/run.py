@@ -30,6 +30,7 @@ from osum.data.manifest import Utterance, load_utterance_audio, read_any
 from osum.errors import OsumError
 from osum.evaluation.score import missing_references, score_records
 from osum.inference.decoding import DecodingOptions
+from osum.inference.long_audio import MAX_AUDIO_SECONDS
 from osum.tasks import Task, get_task
 
 if TYPE_CHECKING:
@@ -176,9 +177,7 @@ def decode_items(
             waves, ok = [], []
             for k, it in enumerate(chunk):
                 try:
-                    waves.append(
-                        load_utterance_audio(it.utterance, max_seconds=model.config.max_audio_seconds)
-                    )
+                    waves.append(load_utterance_audio(it.utterance, max_seconds=MAX_AUDIO_SECONDS))
                     ok.append(k)
                 except OsumError as exc:
                     records[k] = _record(it, None, error=str(exc))
@@ -300,7 +299,8 @@ def evaluate(
     if decode_file is not None and task_list is not None and len(task_list) > 1:
         raise OsumError("a decode file holds one answer per key: score it for one task at a time")
     manifest = Path(manifest)
-    reader = read_any(manifest, require_target=False, check_audio=decode_file is None)
+    # a missing audio file becomes that utterance's error record (decode_items), not a refusal of the manifest
+    reader = read_any(manifest, require_target=False, check_audio=False)
     the_plan = plan(reader, task_list, limit)
     if not the_plan.items:
         raise OsumError(

@@ -21,8 +21,10 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from osum.config import DecoderConfig, ModelConfig
+from osum.data.audio import HOP_LENGTH, SAMPLE_RATE
 from osum.data.collate import collate
 from osum.errors import ConfigError
+from osum.inference.guards import token_cap
 from osum.inference.word_times import word_times
 from osum.model.codec import LLMCodec
 from osum.model.encoder import WhisperEncoder
@@ -30,6 +32,7 @@ from osum.model.whisper_tasks import WhisperTaskModel
 from osum.tasks.base import Task, Word
 
 TRANSCRIBERS = ("packaged:whisper-tiny.en",)
+MEL_FRAMES_PER_SECOND = SAMPLE_RATE / HOP_LENGTH
 
 
 @dataclass
@@ -40,6 +43,7 @@ class Transcription:
     ids: list[int]  # its token ids, without the prompt and the end token
     frames: torch.Tensor  # (T1_clip, D) the encoder's output over the clip itself (the LLM's input)
     words: list[Word] | None = None  # word times, when asked for
+    avg_logprob: float | None = None  # mean log-probability per token (None: cut by a guard)
 
 
 class Transcriber:
@@ -86,13 +90,18 @@ class Transcriber:
         feats: Sequence[torch.Tensor],
         max_new_tokens: int = 200,
         timed: Sequence[bool] | None = None,
+        stop_loops: bool = True,
     ) -> list[Transcription]:
         """Log-mels ``(T, M)`` of B clips (decoded as one batch) -> one :class:`Transcription` each; ``timed[i]``
-        asks for clip i's word times (cross-attention DTW, :mod:`osum.inference.word_times`)."""
+        asks for clip i's word times (cross-attention DTW, :mod:`osum.inference.word_times`). ``stop_loops``: the
+        guards of :mod:`osum.inference.guards` (a repeating end is cut; tokens capped by the clip's length)."""
         device = self.model.encoder.conv1.weight.device
         batch = collate(list(feats), [self.prompt] * len(feats), [[] for _ in feats]).to(device)
         window, lengths = self.model.encode(batch)
-        ids = self.model.generate(batch, max_new_tokens, encoded=(window, lengths))
+        caps = [token_cap(f.shape[0] / MEL_FRAMES_PER_SECOND) for f in feats] if stop_loops else None
+        ids, scores = self.model.decode(
+            batch, max_new_tokens, encoded=(window, lengths), caps=caps, stop_loops=stop_loops
+        )
         out = []
         for row, row_ids in enumerate(ids):
             text = self.tokenizer.decode(row_ids, skip_special_tokens=True).strip()
@@ -100,7 +109,7 @@ class Transcriber:
             if timed is not None and timed[row] and text:
                 weights = self.model.alignment_weights(self.prompt, row_ids, window[row : row + 1])
                 words = word_times(weights, int(lengths[row]), [self.tokenizer.decode([t]) for t in row_ids])
-            out.append(Transcription(text, row_ids, window[row, : int(lengths[row])], words))
+            out.append(Transcription(text, row_ids, window[row, : int(lengths[row])], words, scores[row]))
         return out
 
 

@@ -15,6 +15,7 @@ and ``label_tokens`` (classifiers on the pooled encoder frames) give the labels 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -248,8 +249,28 @@ class WhisperTaskModel(nn.Module):
         top_k: int = 0,
         encoded: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> list[list[int]]:
-        """Greedy (or sampled) KV-cached decoding; every row's prefix must have the same length. ``encoded``:
-        the batch's :meth:`encode` output when the caller has it already."""
+        """Greedy (or sampled) KV-cached decoding -> token ids per row (see :meth:`decode`)."""
+        return self.decode(batch, max_new_tokens, do_sample, temperature, top_k, encoded)[0]
+
+    @torch.inference_mode()
+    def decode(
+        self,
+        batch: Batch,
+        max_new_tokens: int,
+        do_sample: bool = False,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        encoded: tuple[torch.Tensor, torch.Tensor] | None = None,
+        caps: Sequence[int] | None = None,
+        stop_loops: bool = False,
+    ) -> tuple[list[list[int]], list[float | None]]:
+        """Greedy (or sampled) KV-cached decoding; every row's prefix must have the same length -> (token ids per
+        row without the end token, each row's mean log-probability per token, end token included; None for an
+        answer cut by a guard). ``encoded``: the batch's :meth:`encode` output when the caller has it already.
+        ``caps``: per row, the most tokens it may generate; ``stop_loops``: a row whose end repeats itself stops
+        and loses the repeated copies (:mod:`osum.inference.guards`)."""
+        from osum.inference.guards import loop_start
+
         if len(set(batch.prompt_lengths.tolist())) != 1:
             raise ValueError("the whisper architecture decodes rows with equal-length task prefixes only")
         enc, enc_lengths = encoded or self.encode(batch)
@@ -257,8 +278,11 @@ class WhisperTaskModel(nn.Module):
         ids = batch.prompt_ids[:, : int(batch.prompt_lengths[0])]
         eot, b = self.config.decoder.eot_token_id, ids.shape[0]
         limit = min(max_new_tokens, self.config.decoder.max_positions - ids.shape[1])
+        row_caps = [min(limit, c) for c in caps] if caps is not None else [limit] * b
         cache: dict = {}
-        out = torch.full((b, 0), eot, dtype=torch.long, device=ids.device)
+        rows: list[list[int]] = [[] for _ in range(b)]
+        logprob = [0.0] * b
+        cut = [False] * b
         done = torch.zeros(b, dtype=torch.bool, device=ids.device)
         step_ids, offset, self_mask = ids, 0, torch.ones(b, ids.shape[1], dtype=torch.bool, device=ids.device)
         suppress = self.config.decoder.suppress_tokens
@@ -277,14 +301,26 @@ class WhisperTaskModel(nn.Module):
                 nxt = torch.multinomial(scores.softmax(-1), 1)[:, 0]
             else:
                 nxt = scores.argmax(-1)
-            nxt = torch.where(done, torch.full_like(nxt, eot), nxt)
-            out = torch.cat([out, nxt[:, None]], 1)
-            done |= nxt == eot
+            chosen = scores.log_softmax(-1).gather(-1, nxt[:, None])[:, 0].tolist()
+            for r, token in enumerate(nxt.tolist()):
+                if bool(done[r]):
+                    continue
+                logprob[r] += chosen[r]
+                if token == eot:
+                    done[r] = True
+                    continue
+                rows[r].append(token)
+                start = loop_start(rows[r]) if stop_loops else None
+                if start is not None:
+                    rows[r], cut[r], done[r] = rows[r][:start], True, True
+                elif len(rows[r]) >= row_caps[r]:
+                    cut[r], done[r] = True, True
             if bool(done.all()):
                 break
+            nxt = torch.where(done, torch.full_like(nxt, eot), nxt)
             offset += step_ids.shape[1]
             step_ids = nxt[:, None]
             self_mask = torch.ones(b, offset + 1, dtype=torch.bool, device=ids.device)
-        return [
-            [t for t in row if t != eot] if eot not in row else row[: row.index(eot)] for row in out.tolist()
-        ]
+        # a row that stopped at the end token scored it; one cut by a guard or the limit did not
+        means = [None if cut[r] else logprob[r] / (len(rows[r]) + bool(done[r])) for r in range(b)]
+        return rows, means

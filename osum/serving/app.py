@@ -16,9 +16,10 @@ from importlib import resources
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from osum.api import Osum
@@ -29,6 +30,7 @@ from osum.serving.server import MB, Server, ServeSettings
 
 log = logging.getLogger(__name__)
 STATIC = resources.files("osum.serving") / "static"
+CLIENT_CLOSED = 499  # the status a request whose client hung up is counted as
 
 
 def create_app(model: Osum, settings: ServeSettings | None = None) -> FastAPI:
@@ -77,6 +79,13 @@ def create_app(model: Osum, settings: ServeSettings | None = None) -> FastAPI:
             else first.get("msg", "invalid request")
         )
         return JSONResponse(error_body(400, message, code="invalid_value", param=param), status_code=400)
+
+    @app.exception_handler(ClientDisconnect)
+    async def client_gone(request: Request, exc: ClientDisconnect) -> Response:
+        # the client hung up (mid-upload, or while its answer was decoded): nobody reads a response; 499 is what
+        # the metrics count it as (nginx's "client closed request"), not a server error
+        log.info("client went away: %s %s", request.method, request.url.path)
+        return Response(status_code=CLIENT_CLOSED)
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:

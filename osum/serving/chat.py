@@ -104,11 +104,8 @@ def resolve_task(
     by_name = {t.name: t for t in tasks}
     if task_name is not None:
         task = _lookup(task_name, by_name, "task")
-        if text and not free_prompts:
-            raise _bad(
-                "this model takes a task, not a free instruction: leave the text out with `task`", "messages"
-            )
-        return task, text or None
+        # the field wins: a model that takes task tokens only answers the task and does not read the text
+        return task, (text or None) if free_prompts else None
     if not text:
         return _lookup("asr", by_name, "messages"), None
     try:

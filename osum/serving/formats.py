@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from osum.tasks import Word
+from osum.tasks import TaskResult, Word
 
 FORMATS = ("json", "text", "srt", "verbose_json", "vtt")
 LANGUAGE_NAMES = {"en": "english", "zh": "chinese"}  # verbose_json names the language, as OpenAI's does
@@ -27,8 +27,13 @@ class Segment:
     text: str
 
 
-def segments(text: str, words: Sequence[Word] | None, duration: float) -> list[Segment]:
-    """Subtitle segments: from ``words`` when there are any, else one segment ``[0, duration]`` with ``text``."""
+def segments(
+    text: str, words: Sequence[Word] | None, duration: float, pieces: Sequence[Any] | None = None
+) -> list[Segment]:
+    """Subtitle segments: from ``words`` when there are any, else the pieces a long clip was answered in
+    (``TaskResult.segments``), else one segment ``[0, duration]`` with ``text``."""
+    if not words and pieces:
+        return [Segment(p.start, p.end, p.text) for p in pieces if p.text]
     if not words:
         return [Segment(0.0, duration, text)] if text else []
     out: list[Segment] = []
@@ -49,13 +54,24 @@ def _segment(words: list[Word]) -> Segment:
 
 
 def verbose_json(
-    text: str, words: Sequence[Word] | None, duration: float, language: str, with_words: bool
+    text: str,
+    words: Sequence[Word] | None,
+    duration: float,
+    language: str,
+    with_words: bool,
+    result: TaskResult | None = None,
 ) -> dict[str, Any]:
     """OpenAI's ``verbose_json``: text, language, duration, segments and (when asked for) words.
 
-    Segment fields that need decoder scores (``avg_logprob``, ``compression_ratio``, ``no_speech_prob``) are left
-    out: the OSUM decoder does not compute them, and made-up values would mislead.
+    ``result`` (the ASR answer): its pieces when a long clip was cut, and its scores (``avg_logprob``,
+    ``compression_ratio``, ``no_speech_prob``; for the whole clip) on every segment; a score the model did not
+    measure is left out rather than made up.
     """
+    scores = {}
+    if result is not None:
+        for name in ("avg_logprob", "compression_ratio", "no_speech_prob"):
+            if getattr(result, name) is not None:
+                scores[name] = round(getattr(result, name), 4)
     body: dict[str, Any] = {
         "task": "transcribe",
         "language": LANGUAGE_NAMES.get(language, language),
@@ -70,8 +86,9 @@ def verbose_json(
                 "text": s.text,
                 "tokens": [],
                 "temperature": 0.0,
+                **scores,
             }
-            for i, s in enumerate(segments(text, words, duration))
+            for i, s in enumerate(segments(text, words, duration, result.segments if result else None))
         ],
     }
     if with_words:
@@ -79,11 +96,13 @@ def verbose_json(
     return body
 
 
-def subtitles(text: str, words: Sequence[Word] | None, duration: float, kind: str) -> str:
-    """SRT or WebVTT (``kind`` = "srt" | "vtt") with one cue per segment."""
+def subtitles(
+    text: str, words: Sequence[Word] | None, duration: float, kind: str, pieces: Sequence[Any] | None = None
+) -> str:
+    """SRT or WebVTT (``kind`` = "srt" | "vtt") with one cue per segment (``pieces``: see :func:`segments`)."""
     if kind not in ("srt", "vtt"):
         raise ValueError(f"subtitle kind must be srt or vtt, got {kind!r}")
-    cues = segments(text, words, duration)
+    cues = segments(text, words, duration, pieces)
     sep = "," if kind == "srt" else "."
     lines = ["WEBVTT", ""] if kind == "vtt" else []
     for i, cue in enumerate(cues, start=1):

@@ -91,15 +91,17 @@ async def transcriptions(request: Request) -> Response:
                 param="timestamp_granularities[]",
             )
     language = server.check_language(_field(form, "language"))
-    prompt = _field(form, "prompt")
+    # OpenAI's `prompt` is a context or vocabulary hint for the decoder: accepted, not used (README). `instruction`
+    # (ours) replaces the ASR task's instruction, for models that follow free text.
+    prompt = _field(form, "instruction")
     asr = server.task("asr", "model")
-    server.check_query(asr, prompt, language, "prompt")
+    server.check_query(asr, prompt, language, "instruction")
     with_words = "word" in granularities
     wave = await _upload(server, form)
     queries = [Query(wave, asr, prompt)]
     if with_words:
         queries.append(Query(wave, server.task("srwt", "timestamp_granularities[]")))
-    results = await server.answer(queries, started, language)
+    results = await server.answer(queries, started, language, request=request)
     text = results[0].transcript or ""
     words = results[1].words if with_words else None
     duration = wave.shape[0] / SAMPLE_RATE
@@ -108,9 +110,10 @@ async def transcriptions(request: Request) -> Response:
         return PlainTextResponse(text + "\n")
     if fmt in ("srt", "vtt"):
         media = "text/vtt" if fmt == "vtt" else "application/x-subrip"
-        return Response(formats.subtitles(text, words, duration, fmt), media_type=f"{media}; charset=utf-8")
+        body = formats.subtitles(text, words, duration, fmt, results[0].segments)
+        return Response(body, media_type=f"{media}; charset=utf-8")
     if fmt == "verbose_json":
-        return JSONResponse(formats.verbose_json(text, words, duration, lang, with_words))
+        return JSONResponse(formats.verbose_json(text, words, duration, lang, with_words, results[0]))
     body: dict[str, Any] = {"text": text}
     if with_words:
         body["words"] = [w.to_dict() for w in words or ()]
@@ -132,7 +135,9 @@ async def chat_completions(request: Request) -> Response:
     server.check_query(task, prompt, None, "messages")
     wave = await server.read_audio(req.audio, f"input_audio ({req.audio_format})", "messages")
     max_new = min(req.max_tokens or server.settings.max_new_tokens, server.settings.max_new_tokens)
-    (result,) = await server.answer([Query(wave, task, prompt)], started, max_new_tokens=max_new)
+    (result,) = await server.answer(
+        [Query(wave, task, prompt)], started, max_new_tokens=max_new, request=request
+    )
     request_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
     if req.stream:
@@ -150,8 +155,8 @@ async def understand(request: Request) -> Response:
     form = await _form(request)
     server.check_model(_field(form, "model"))
     spec = ",".join(form.getlist("tasks")) or "asr"
-    try:
-        names = [t.name for t in parse_task_list(spec)]
+    try:  # "all": every task this model does
+        names = [t.name for t in (server.tasks if spec.strip().lower() == "all" else parse_task_list(spec))]
     except OsumError as exc:
         raise APIError(400, str(exc), code="unknown_task", param="tasks") from None
     tasks = [server.task(n, "tasks") for n in names]
@@ -167,7 +172,9 @@ async def understand(request: Request) -> Response:
     for task in tasks:
         server.check_query(task, prompt, language, "prompt" if prompt else "tasks")
     wave = await _upload(server, form)
-    results = await server.answer([Query(wave, t, prompt) for t in tasks], started, language)
+    results = await server.answer(
+        [Query(wave, t, prompt) for t in tasks], started, language, request=request
+    )
     return JSONResponse(
         {
             "model": server.model_id,

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect, Request
 
 from osum.api import Osum, Query
 from osum.data.audio import SAMPLE_RATE, load_audio
@@ -21,9 +22,10 @@ from osum.inference.decoding import DecodingOptions
 from osum.serving.errors import APIError
 from osum.serving.metrics import Metrics
 from osum.serving.worker import BatchWorker, Job, QueueFull
-from osum.tasks import TASKS, Task, TaskResult
+from osum.tasks import OSUM_TASKS, Task, TaskResult
 
 MB = 2**20
+DISCONNECT_POLL = 0.25  # seconds between checks that a waiting request's client is still there
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,8 @@ class ServeSettings:
     max_queue: int = 64  # requests waiting for the worker; beyond this, 429
     request_timeout: float = 120.0  # seconds from arrival to answer; beyond this, 504
     max_upload_mb: float = 25.0  # largest audio upload (OpenAI's limit too); beyond this, 413
-    max_audio_seconds: float | None = None  # longest clip; default and ceiling: what the model accepts
+    max_audio_seconds: float = 600.0  # longest clip (longer than the model's window is cut at pauses)
+    max_prompt_tokens: int = 1024  # longest instruction; beyond this, 400 (a long prompt would hold the batch)
     max_new_tokens: int = 200  # generated tokens per answer; a chat request may ask for fewer
     cors_origins: tuple[str, ...] = ()  # browser origins allowed to call the API; none by default
 
@@ -48,7 +51,8 @@ class ServeSettings:
             "max_queue": self.max_queue >= 1,
             "request_timeout": self.request_timeout > 0,
             "max_upload_mb": self.max_upload_mb > 0,
-            "max_audio_seconds": self.max_audio_seconds is None or self.max_audio_seconds > 0,
+            "max_audio_seconds": self.max_audio_seconds > 0,
+            "max_prompt_tokens": self.max_prompt_tokens >= 1,
             "max_new_tokens": self.max_new_tokens >= 1,
         }
         bad = [k for k, ok in checks.items() if not ok]
@@ -71,15 +75,14 @@ class Server:
         self.model = model
         self.settings = settings
         self.model_id = settings.model_id or _default_id(model)
-        model_limit = model.config.max_audio_seconds
-        self.max_audio_seconds = min(settings.max_audio_seconds or model_limit, model_limit)
+        self.max_audio_seconds = settings.max_audio_seconds
         self.languages = ("en",) if model.config.architecture == "whisper" else ("en", "zh")
         self.tasks = supported_tasks(model)
         self.created = int(time.time())
         self.metrics = Metrics(queue_depth=lambda: self.worker.depth)
         self.worker = BatchWorker(
             model,
-            DecodingOptions(max_new_tokens=settings.max_new_tokens),
+            DecodingOptions(max_new_tokens=settings.max_new_tokens, max_prompt_tokens=settings.max_prompt_tokens),
             max_batch_size=settings.max_batch_size,
             max_wait=settings.max_wait_ms / 1000,
             max_queue=settings.max_queue,
@@ -188,7 +191,13 @@ class Server:
         return code if self.model.config.architecture != "whisper" else None
 
     def check_query(self, task: Task, prompt: str | None, language: str | None, param: str) -> None:
-        """Fail now, with a 400 naming ``param``, when the model cannot take this task or prompt."""
+        """Fail now, with a 400 naming ``param``, when the model cannot take this task or prompt (or the prompt is
+        longer than ``max_prompt_tokens``: it is refused before it reaches the queue)."""
+        if prompt is not None:
+            try:
+                self.model.check_prompt(prompt, self.worker.options)
+            except OsumError as exc:
+                raise APIError(400, str(exc), code="prompt_too_long", param=param) from None
         try:
             self.model.codec(language).prompt_ids(task, prompt=prompt)
         except OsumError as exc:
@@ -226,10 +235,13 @@ class Server:
         started: float,
         language: str | None = None,
         max_new_tokens: int | None = None,
+        request: Request | None = None,
     ) -> list[TaskResult]:
         """Have the worker answer ``queries`` -> results in order; 429 when the queue is full, 504 on time-out.
 
-        ``started`` is the request's arrival (``time.monotonic()``): the time limit counts from there.
+        ``started`` is the request's arrival (``time.monotonic()``): the time limit counts from there. With
+        ``request``, a client that hangs up while it waits cancels its job (skipped if the worker has not started
+        it) and the request ends as 499 (``ClientDisconnect``), not as an answer nobody reads.
         """
         job = Job(queries, language, max_new_tokens)
         try:
@@ -242,9 +254,20 @@ class Server:
                 code="queue_full",
                 headers={"Retry-After": str(self.retry_after())},
             ) from None
-        left = self.settings.request_timeout - (time.monotonic() - started)
+        waiting = asyncio.wrap_future(future)
+        deadline = started + self.settings.request_timeout
         try:
-            return await asyncio.wait_for(asyncio.wrap_future(future), timeout=max(left, 0.001))
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError
+                done, _ = await asyncio.wait({waiting}, timeout=min(left, DISCONNECT_POLL))
+                if done:
+                    return waiting.result()
+                if request is not None and await request.is_disconnected():
+                    future.cancel()
+                    self.metrics.rejected.labels("client_gone").inc()
+                    raise ClientDisconnect()
         except TimeoutError:
             future.cancel()  # skipped by the worker if it has not started it yet
             self.metrics.rejected.labels("timeout").inc()
@@ -255,6 +278,11 @@ class Server:
             ) from None
         except OsumError as exc:
             raise APIError(400, str(exc), code="invalid_request") from None
+        except (ClientDisconnect, APIError):
+            raise
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
         except Exception:
             raise APIError(
                 500, "decoding failed; the server log has the details", code="decoding_failed"
@@ -267,9 +295,10 @@ class Server:
 
 
 def supported_tasks(model: Osum) -> list[Task]:
-    """The registry tasks this model can be asked (a stage-1 Whisper model has a token for only some)."""
+    """The paper's tasks this model can be asked (a stage-1 Whisper model has a token for only some); the combined
+    tags are left out (no shipped model is trained on them)."""
     out = []
-    for name in TASKS:
+    for name in OSUM_TASKS:
         task = model.task(name)
         try:
             model.codec().prompt_ids(task)

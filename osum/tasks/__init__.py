@@ -15,7 +15,16 @@ from types import MappingProxyType
 
 from osum.errors import TaskError
 from osum.tasks.asr import ASR
-from osum.tasks.base import LabelField, PromptTable, Task, TaskResult, Word, normalize_text, tidy_text
+from osum.tasks.base import (
+    LabelField,
+    PromptTable,
+    Segment,
+    Task,
+    TaskResult,
+    Word,
+    normalize_text,
+    tidy_text,
+)
 from osum.tasks.combined import AGE_GENDER, ASR_AGE_GENDER, ASR_STYLE_AGE_GENDER, STYLE_AGE_GENDER
 from osum.tasks.sap import SAP
 from osum.tasks.ser import SER
@@ -27,11 +36,13 @@ from osum.tasks.ved import VED
 
 __all__ = [
     "LABEL_FIELDS",
+    "OSUM_TASKS",
     "SPEECH_FIELD",
     "TASK_LABEL_FIELDS",
     "TASKS",
     "LabelField",
     "PromptTable",
+    "Segment",
     "Task",
     "TaskError",
     "TaskResult",
@@ -62,6 +73,9 @@ _ALL = (
 
 # Read-only so that no caller can change the registry for everyone else.
 TASKS: Mapping[str, Task] = MappingProxyType({t.name: t for t in _ALL})
+# The paper's eight tasks: what "all" means, what `osum tasks` and /v1/models offer. The combined tags
+# (asr_age_gender, ...) exist in OSUM's data and parse here; a model answers them only if trained on them.
+OSUM_TASKS: tuple[str, ...] = ("asr", "srwt", "ved", "ser", "ssr", "sgc", "sap", "sttc")
 _BY_TAG: Mapping[str, Task] = MappingProxyType({t.compact_tag: t for t in _ALL})
 # Every classification field of the registry, once (the combined tasks reuse the single tasks' fields).
 TASK_LABEL_FIELDS: Mapping[str, LabelField] = MappingProxyType(
@@ -103,11 +117,12 @@ def get_task(name_or_tag: str | Task, prompts: PromptTable | None = None) -> Tas
 
 
 def parse_task_list(spec: str, prompts: PromptTable | None = None) -> list[Task]:
-    """``"asr,ser"`` -> ``[ASR, SER]`` for command lines; ``"all"`` gives every task. Duplicates are dropped."""
+    """``"asr,ser"`` -> ``[ASR, SER]`` for command lines; ``"all"`` gives the paper's eight tasks
+    (:data:`OSUM_TASKS`). Duplicates are dropped."""
     if not isinstance(spec, str):
         raise TaskError(f"task list must be a comma-separated string, got {spec!r}")
     if spec.strip().lower() == "all":
-        return [get_task(t, prompts) for t in TASKS.values()]
+        return [get_task(t, prompts) for t in OSUM_TASKS]
     tasks: list[Task] = []
     for item in spec.split(","):
         if item.strip():

@@ -147,8 +147,29 @@ class LabelField:
 
 
 @dataclass(frozen=True)
+class Segment:
+    """A stretch of a long recording answered on its own: times in seconds from the recording's start, the piece's
+    transcript (or reply) and labels. Long audio is cut at pauses (:mod:`osum.inference.long_audio`)."""
+
+    start: float
+    end: float
+    text: str
+    labels: Mapping[str, str | None] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "labels", MappingProxyType(dict(self.labels)))
+
+    def __hash__(self) -> int:
+        return hash((self.start, self.end, self.text))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"start": self.start, "end": self.end, "text": self.text, "labels": dict(self.labels)}
+
+
+@dataclass(frozen=True)
 class TaskResult:
-    """What ``Task.parse`` read from generated text. Fields a task does not produce are None."""
+    """What ``Task.parse`` read from generated text, plus what the engine measured about it. Fields a task does not
+    produce are None. Equality compares the answer (task, raw text, fields, segments), not the scores."""
 
     task: str  # task name, e.g. "ser"
     raw: str  # the generated text, unchanged
@@ -156,18 +177,35 @@ class TaskResult:
     labels: Mapping[str, str | None]  # one entry per label field; None = missing or unknown tag
     words: tuple[Word, ...] | None = None  # SRWT only: words that came with a valid time span
     answer: str | None = None  # STTC only: the reply after <开始回答>; None if the separator is missing
+    # long audio: the pieces it was cut into, in the recording's time (None: answered whole)
+    segments: tuple[Segment, ...] | None = None
+    # label field -> share of the speech (seconds) whose piece gave the clip-level label (long audio)
+    label_share: Mapping[str, float] | None = field(default=None, compare=False)
+    # label field -> {value: probability} over the field's whole vocabulary, given the transcript
+    label_probs: Mapping[str, Mapping[str, float]] | None = field(default=None, compare=False)
+    # 1 - the highest speech probability of the voice activity detector over the clip (None: not measured)
+    no_speech_prob: float | None = field(default=None, compare=False)
+    avg_logprob: float | None = field(default=None, compare=False)  # mean log-probability of the generated tokens
+    compression_ratio: float | None = field(default=None, compare=False)  # text bytes / zlib-compressed bytes
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", MappingProxyType(dict(self.labels)))
         if self.words is not None:
             object.__setattr__(self, "words", tuple(self.words))
+        if self.segments is not None:
+            object.__setattr__(self, "segments", tuple(self.segments))
+        if self.label_share is not None:
+            object.__setattr__(self, "label_share", MappingProxyType(dict(self.label_share)))
+        if self.label_probs is not None:
+            probs = {f: MappingProxyType(dict(p)) for f, p in self.label_probs.items()}
+            object.__setattr__(self, "label_probs", MappingProxyType(probs))
 
     def __hash__(self) -> int:
         return hash((self.task, self.raw))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
-        return {
+        out: dict[str, Any] = {
             "task": self.task,
             "raw": self.raw,
             "transcript": self.transcript,
@@ -175,6 +213,17 @@ class TaskResult:
             "words": None if self.words is None else [w.to_dict() for w in self.words],
             "answer": self.answer,
         }
+        if self.segments is not None:
+            out["segments"] = [s.to_dict() for s in self.segments]
+        if self.label_share is not None:
+            out["label_share"] = dict(self.label_share)
+        if self.label_probs is not None:
+            out["label_probs"] = {f: {v: round(x, 4) for v, x in p.items()} for f, p in self.label_probs.items()}
+        for name in ("no_speech_prob", "avg_logprob", "compression_ratio"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = round(value, 4)
+        return out
 
 
 def _check_prompts(owner: str, prompts: object) -> Mapping[str, tuple[str, ...]]:

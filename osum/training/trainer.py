@@ -18,7 +18,6 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from osum.api import Osum, load
-from osum.checkpoint import load_encoder_from, load_label_heads_from
 from osum.config import RunConfig, save_yaml
 from osum.data.dataset import TrainingData
 from osum.data.encoder_cache import fill_cache
@@ -40,6 +39,7 @@ from osum.training.state import (
     save_training_state,
     set_rng_state,
 )
+from osum.training.warm_start import load_encoder_from, load_label_heads_from
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +117,8 @@ class Trainer:
         if state is not None:
             self.engine.load_optimizer_state(state, ckpt)
             self.position = Position(**state["position"])
+            if self.dist.is_main:  # the steps after the checkpoint are trained (and logged) again
+                trim_log(self.out / "train_log.jsonl", self.position.step)
             # last: nothing above may draw from the restored streams
             set_rng_state(self._own_rng(state, ckpt))
         else:
@@ -493,3 +495,26 @@ class Trainer:
             for key in ("loss", "lr", "grad_norm", "audio_seconds_per_second"):
                 if record[key] is not None:
                     self._tb.add_scalar(f"train/{key}", record[key], record["step"])
+
+
+def trim_log(path: Path, step: int) -> int:
+    """Drop the records of ``train_log.jsonl`` after ``step`` (a resumed run trains those steps again) and a line
+    torn by a kill -> how many records were dropped."""
+    if not path.is_file():
+        return 0
+    kept, dropped = [], 0
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            dropped += 1
+            continue
+        if isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] > step:
+            dropped += 1
+        else:
+            kept.append(line)
+    if dropped:
+        tmp = path.with_suffix(".jsonl.tmp")
+        tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+        tmp.replace(path)
+    return dropped

@@ -119,6 +119,13 @@ def test_sigkill_then_resume_reaches_identical_weights(corpus, tmp_path):
     different = [k for k in a if not torch.equal(a[k], b[k])]
     assert not different, different[:5]
 
+    # the log holds each step once, as the uninterrupted run's does (the steps after the checkpoint ran twice)
+    def steps(run: str) -> list[int]:
+        lines = (tmp_path / run / "train_log.jsonl").read_text().splitlines()
+        return [r["step"] for r in map(json.loads, lines) if "loss" in r]
+
+    assert steps("killed") == steps("straight") == sorted(set(steps("straight")))
+
 
 DDP_SCRIPT = """
 import json, sys, torch, torch.distributed as dist
@@ -167,3 +174,29 @@ def test_two_process_ddp_trains_in_sync(corpus, tmp_path):
     trained = _weights(tmp_path / "ddp")
     assert not torch.equal(start["adaptor.proj.weight"], trained["adaptor.proj.weight"])  # it did train
     assert torch.equal(start["encoder.conv1.weight"], trained["encoder.conv1.weight"])  # frozen stays frozen
+
+
+@pytest.mark.slow
+def test_the_example_config_runs_as_is_on_synthetic_corpora(tmp_path):
+    """recipes/examples/asr_x.yaml with the two `osum data synth` corpora its comments name (a new user's first run)."""
+    example = Path(__file__).resolve().parents[2] / "recipes" / "examples" / "asr_x.yaml"
+    osum_cli = [sys.executable, "-m", "osum"]
+    for out, seed in (("data/synth", "0"), ("data/synth-fast", "1")):
+        made = subprocess.run(
+            [*osum_cli, "data", "synth", out, "--hours", "0.005", "--seed", seed, "--quiet"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert made.returncode == 0, made.stderr[-2000:]
+    overrides = ["train.max_steps=1", "train.grad_accum=1", "train.warmup_steps=1", "train.save_every=1"]
+    run = subprocess.run(
+        [*osum_cli, "train", str(example), *overrides],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert latest_checkpoint(tmp_path / "exp" / "asr_x").name == "step_00000001"

@@ -4,7 +4,9 @@ test. The model is the committed, trained stage-1 model, so answers are checked 
 from __future__ import annotations
 
 import base64
+import io
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -15,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import openai
 import pytest
+import soundfile as sf
 import urllib3
 from serving_helpers import running_server, wav_bytes
 
@@ -391,7 +394,7 @@ def test_osum_serve_command_starts_on_localhost(tmp_path):
 
 def test_an_llm_model_takes_free_instructions(http, clips):
     tiny = osum.load("tiny", device="cpu")  # random weights: the answers are noise, the protocol is not
-    with running_server(tiny, max_new_tokens=8) as url:
+    with running_server(tiny, max_new_tokens=8, max_prompt_tokens=64) as url:
         client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=120)
         audio = {
             "type": "input_audio",
@@ -417,3 +420,54 @@ def test_an_llm_model_takes_free_instructions(http, clips):
         assert resp.status == 400 and "unknown task 'nope'" in error_of(resp)["message"]
         zh = post_file(http, f"{url}/v1/understand", clips[0], tasks="sgc", language="zh")
         assert zh.status == 200 and "gender" in json.loads(zh.data)["results"]["sgc"]["labels"]
+        # a prompt over the limit is refused at once, naming the limit, and never reaches the queue
+        body = {"messages": [{"role": "user", "content": [{"type": "text", "text": "why " * 3000}, audio]}]}
+        started = time.monotonic()
+        resp = http.request("POST", f"{url}/v1/chat/completions", body=json.dumps(body))
+        assert resp.status == 400 and "the limit is 64" in error_of(resp)["message"]
+        assert error_of(resp)["code"] == "prompt_too_long" and time.monotonic() - started < 5
+        # transcriptions: `instruction` replaces the instruction; OpenAI's `prompt` (a context hint) is not one
+        hint = post_file(http, f"{url}/v1/audio/transcriptions", clips[0], prompt="Glossary: apples, bread.")
+        plain = post_file(http, f"{url}/v1/audio/transcriptions", clips[0])
+        assert hint.status == plain.status == 200 and json.loads(hint.data) == json.loads(plain.data)
+        told = post_file(http, f"{url}/v1/audio/transcriptions", clips[0], instruction="word " * 100)
+        assert told.status == 400 and error_of(told)["param"] == "instruction"
+
+
+def _multipart(data: bytes, boundary: str = "osumboundary") -> bytes:
+    return (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode() + data + f"\r\n--{boundary}--\r\n".encode()
+
+
+def _send(url: str, body: bytes, upto: int) -> None:
+    """POST ``body`` to /v1/understand on a raw socket, sending only its first ``upto`` bytes, then hang up."""
+    host, port = url.removeprefix("http://").split(":")
+    head = (
+        f"POST /v1/understand HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len(body)}\r\n"
+        "Content-Type: multipart/form-data; boundary=osumboundary\r\n\r\n"
+    ).encode()
+    with socket.create_connection((host, int(port))) as s:
+        s.sendall(head + body[:upto])
+        time.sleep(0.3)
+
+
+def test_clients_that_hang_up_count_as_499_and_free_the_worker(model, clips, http):
+    long_clip = wav_bytes(np.concatenate([sf.read(io.BytesIO(c), dtype="float32")[0] for c in clips[:4]] * 2))
+    with running_server(model, max_batch_size=1, max_wait_ms=0) as url:
+        body = _multipart(long_clip)
+        _send(url, body, len(body) // 2)  # an upload dropped halfway
+        _send(url, body, len(body))  # a whole request, then gone while it is decoded or queued
+        deadline = time.monotonic() + 60
+        while True:
+            text = http.request("GET", f"{url}/metrics").data.decode()
+            closed = re.search(r'osum_requests_total\{method="POST",route="/v1/understand",status="499"\} (\S+)', text)
+            if closed and float(closed.group(1)) == 2.0:
+                break
+            assert time.monotonic() < deadline, text
+            time.sleep(0.2)
+        assert 'status="500"' not in text and 'route="/v1/understand",status="200"' not in text
+        started = time.monotonic()
+        ok = post_file(http, f"{url}/v1/understand", clips[0])
+        assert ok.status == 200 and time.monotonic() - started < 30

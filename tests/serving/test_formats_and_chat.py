@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 
 import pytest
 
 from osum.serving import chat, formats
 from osum.serving.errors import APIError
-from osum.tasks import TASKS, Word, get_task
+from osum.tasks import TASKS, Segment, Word, get_task
 
 WORDS = [Word("hello", 0.1, 0.5), Word("there", 0.6, 1.0), Word("again", 2.2, 2.7)]
 
@@ -38,6 +39,20 @@ def test_verbose_json_has_no_made_up_scores():
     assert body["words"][0] == {"word": "hello", "start": 0.1, "end": 0.5}
     assert "avg_logprob" not in body["segments"][0] and len(body["segments"]) == 2
     assert "words" not in formats.verbose_json("x", None, 1.0, "zh", with_words=False)
+    # the model's own scores and a long clip's pieces, when there are any
+    asr = get_task("asr")
+    result = dataclasses.replace(
+        asr.parse("one two"),
+        segments=(Segment(0.5, 20.0, "one"), Segment(31.0, 40.0, "two")),
+        avg_logprob=-0.25,
+        no_speech_prob=0.01,
+    )
+    body = formats.verbose_json("one two", None, 45.0, "en", with_words=False, result=result)
+    assert [(s["start"], s["end"], s["text"]) for s in body["segments"]] == [(0.5, 20.0, "one"), (31.0, 40.0, "two")]
+    assert body["segments"][1]["avg_logprob"] == -0.25 and body["segments"][1]["no_speech_prob"] == 0.01
+    assert "compression_ratio" not in body["segments"][0]
+    srt = formats.subtitles("one two", None, 45.0, "srt", result.segments)
+    assert "00:00:31,000 --> 00:00:40,000\ntwo" in srt
 
 
 def _audio_part(data: bytes = b"RIFF....", fmt: str = "wav") -> dict:
@@ -119,6 +134,8 @@ def test_resolve_task():
     assert chat.resolve_task("say it slowly", "asr", tasks, True) == (TASKS["asr"], "say it slowly")
     with pytest.raises(APIError, match="takes a task, not a free instruction"):
         chat.resolve_task("tell me a joke", None, tasks, False)
+    # an explicit task field wins over the text; a task-token model does not read the text
+    assert chat.resolve_task("what is said?", "ser", tasks, False) == (TASKS["ser"], None)
     with pytest.raises(APIError, match="cannot do task 'sttc'"):
         chat.resolve_task("sttc", None, [TASKS["asr"]], False)
     with pytest.raises(APIError, match="unknown task 'nope'"):

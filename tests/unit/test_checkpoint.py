@@ -137,7 +137,7 @@ def test_tied_embeddings_stay_tied_and_dtypes_follow_the_request(tiny, tmp_path)
 def test_init_encoder_source_may_be_anything_osum_load_reads(tmp_path):
     """train.init_encoder: a checkpoint directory, or an export / preset through osum.load (stage 2 can start from
     the committed models/mini-stage1 without its training folder)."""
-    from osum.checkpoint import load_encoder_from
+    from osum.training.warm_start import load_encoder_from
 
     other = osum.load("tiny", device="cpu", seed=1).model
     target = osum.load("tiny", device="cpu", seed=2).model
@@ -155,8 +155,8 @@ def test_init_encoder_source_may_be_anything_osum_load_reads(tmp_path):
 def test_init_label_heads_takes_the_classifiers_and_keeps_the_class_vectors(tmp_path):
     """train.init_label_heads: stage 1's classifiers (here with pitch) replace an LM-stage model's; the class vectors
     its LLM reads stay its own, and a model without label tokens, or other fields, is refused by name."""
-    from osum.checkpoint import load_label_heads_from
     from osum.data.pitch import PITCH_FEATURES
+    from osum.training.warm_start import load_label_heads_from
 
     tokenizer = osum.load("tiny", device="cpu").tokenizer
     source = osum.load("tiny", device="cpu", seed=1).model

@@ -76,3 +76,15 @@ def test_answer_accuracy():
     assert answer_accuracy(["Twelve", "paris"], ["twelve", None]) == 0.5
     assert answer_accuracy(["twelve"], ["12"], normalize_english) == 1.0
     assert answer_accuracy([], []) == 0.0
+
+
+def test_calibration_error():
+    from osum.evaluation.metrics import calibration_error
+
+    assert calibration_error([]) == 0.0
+    assert calibration_error([(1.0, True)] * 4) == 0.0  # sure and right
+    assert calibration_error([(0.75, True)] * 3 + [(0.75, False)]) == pytest.approx(0.0)  # 75% sure, 75% right
+    assert calibration_error([(0.9, False)] * 2) == pytest.approx(0.9)  # sure and wrong
+    # two bins: 0.95 x 2 (one right) and 0.55 x 2 (both right): 0.5 * |0.5 - 0.95| + 0.5 * |1 - 0.55|
+    pairs = [(0.95, True), (0.95, False), (0.55, True), (0.55, True)]
+    assert calibration_error(pairs) == pytest.approx(0.45)

@@ -1,0 +1,74 @@
+"""Label probabilities scored by the LLM given the transcript (osum/inference/labels.py)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import osum
+from osum.data.audio import log_mel_spectrogram
+from osum.data.collate import collate
+from osum.inference.decoding import score_targets
+from osum.inference.labels import LabelQuery, candidates, score_labels, thresholded
+from osum.inference.transcriber import answer_prefix
+from osum.tasks import get_task
+from osum.testing.tiny import chirp
+
+
+@pytest.fixture(scope="module")
+def tiny() -> osum.Osum:
+    return osum.load("tiny", device="cpu")
+
+
+def _feats(seconds: float, seed: int) -> torch.Tensor:
+    return log_mel_spectrogram(torch.from_numpy(chirp(seconds, seed=seed)), 80)
+
+
+def test_score_targets_is_the_sum_of_the_token_log_probabilities(tiny):
+    model, eos = tiny.model, tiny.config.llm.eos_token_id
+    targets = [[11, 12, 13, eos], [21, 22, eos]]
+    batch = collate([_feats(1.1, 0), _feats(0.6, 1)], [[5, 6, 7], [8, 9]], targets)
+    got = score_targets(model, batch, [2, 3])
+    out = model(batch, full_logits=True)  # (B, S, V) over every position
+    for i, target in enumerate(targets):
+        positions = (out.labels[i, 1:] != -100).nonzero()[:, 0]
+        logp = out.logits[i, :-1][positions].float().log_softmax(-1)
+        expected = logp[torch.arange(len(target)), torch.tensor(target)][-[2, 3][i] :].sum()
+        assert torch.allclose(got[i], expected, atol=1e-4)
+
+
+def test_every_label_gets_a_probability_and_the_best_is_the_answer(tiny):
+    codec = tiny.codec(random_prompt=False)
+    queries = []
+    for seed, name in enumerate(["sgc", "ser", "age_gender"]):
+        task = tiny.task(name)
+        transcript = "hello world" if task.has_transcript else ""
+        queries.append(
+            LabelQuery(
+                _feats(0.8 + 0.3 * seed, seed),
+                codec.prompt_ids(task),
+                task,
+                transcript,
+                answer_prefix(codec, task, transcript),
+            )
+        )
+    together = score_labels(tiny.model, codec, queries, rows_per_pass=64)
+    alone = [score_labels(tiny.model, codec, [q], rows_per_pass=1)[0] for q in queries]
+    for q, a, b in zip(queries, together, alone, strict=True):
+        assert set(a.probs) == {f.name for f in q.task.label_fields}
+        for field in q.task.label_fields:
+            assert set(a.probs[field.name]) == set(field.values)
+            assert sum(a.probs[field.name].values()) == pytest.approx(1.0, abs=1e-5)
+            assert a.labels[field.name] in field.values
+        assert a.labels == b.labels and a.after == b.after  # padded rows score as rows alone
+        for field in a.probs:
+            for value in a.probs[field]:
+                assert a.probs[field][value] == pytest.approx(b.probs[field][value], abs=1e-4)
+        assert a.avg_logprob <= 0
+    assert len(candidates(get_task("age_gender"))) == 6
+
+
+def test_a_low_probability_label_becomes_none():
+    probs = {"gender": {"female": 0.55, "male": 0.45}, "age": {"adult": 0.9, "child": 0.05, "old": 0.05}}
+    got = thresholded({"gender": "female", "age": "adult"}, probs, 0.6)
+    assert got == {"gender": None, "age": "adult"}
