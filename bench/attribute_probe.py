@@ -22,7 +22,8 @@ import torch.nn.functional as F
 import osum
 from osum.data.audio import log_mel_spectrogram
 from osum.data.collate import collate
-from osum.data.manifest import load_utterance_audio, read_any
+from osum.data.manifest import load_utterance_audio
+from osum.data.reader import read_any
 
 
 def pooled(model, manifest: str, field: str, extra_key: str | None, limit: int, classes: list[str]):

@@ -19,7 +19,8 @@ import json
 from pathlib import Path
 
 import osum
-from osum.data.manifest import load_utterance_audio, read_any
+from osum.data.manifest import load_utterance_audio
+from osum.data.reader import read_any
 from osum.evaluation.metrics import calibration_error
 from osum.tasks import get_task
 

@@ -18,7 +18,8 @@ from safetensors.torch import load_file
 import osum
 from osum.data.audio import log_mel_spectrogram
 from osum.data.collate import collate
-from osum.data.manifest import load_utterance_audio, read_any
+from osum.data.manifest import load_utterance_audio
+from osum.data.reader import read_any
 from osum.evaluation.metrics import word_errors
 from osum.evaluation.normalize import normalize_english
 from osum.model.ctc import CTCObjective

@@ -23,8 +23,9 @@ import torch.nn.functional as F
 
 import osum
 from osum.data.audio import log_mel_spectrogram
-from osum.data.manifest import load_utterance_audio, read_any
+from osum.data.manifest import load_utterance_audio
 from osum.data.pitch import pitch_features
+from osum.data.reader import read_any
 from osum.model.encoder import pad_with_silence
 
 GENDERS = ("female", "male")

@@ -25,10 +25,11 @@ from pathlib import Path
 import torch
 
 import osum
+from osum.codec import LLMCodec
 from osum.data.audio import log_mel_spectrogram
 from osum.data.collate import collate
-from osum.data.manifest import load_utterance_audio, read_any
-from osum.model.codec import LLMCodec
+from osum.data.manifest import load_utterance_audio
+from osum.data.reader import read_any
 from osum.tasks import LABEL_FIELDS, Task, get_task
 
 

@@ -17,7 +17,8 @@ import sys
 from pathlib import Path
 
 import osum
-from osum.data.manifest import load_utterance_audio, read_any
+from osum.data.manifest import load_utterance_audio
+from osum.data.reader import read_any
 from osum.evaluation.metrics import align_tokens
 from osum.evaluation.normalize import normalize_english
 

@@ -137,7 +137,7 @@ class ModelConfig:
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
     sources: SourcesConfig = field(default_factory=SourcesConfig)
     prompt_language: str = "en"  # which prompt set the model was trained with ("en" ours, "zh" OSUM's)
-    # the classifiers of the label tokens / label heads (osum.tasks.LABEL_FIELDS): the task fields, and "speech"
+    # the classifiers of the label tokens / label heads (osum.vocabulary.LABEL_FIELDS): the task fields, and "speech"
     # (does the clip hold words at all) for models that learn to answer silence and noise with nothing
     label_fields: list[str] = field(default_factory=lambda: ["gender", "age", "emotion", "style", "event"])
     # not in OSUM: the label classifiers also read the clip's F0 statistics (osum/data/pitch.py); the gender one

@@ -43,7 +43,7 @@ def add_parser(p: argparse.ArgumentParser) -> None:
 
 def _clips(folder: Path, seed: int) -> list:
     """The first test-split clip of every task from a tiny synthetic corpus -> [Utterance]."""
-    from osum.data.manifest import read_any
+    from osum.data.reader import read_any
     from osum.data.synth.builder import build_corpus
 
     build_corpus(folder, hours=0.001, seed=seed, test_fraction=0.5, flite_split="split", overwrite=True)
@@ -55,8 +55,8 @@ def _clips(folder: Path, seed: int) -> list:
 
 def _recordings(folder: Path) -> list:
     """A few recorded human clips and non-speech clips from the packages (``osum data offgen``) -> [Utterance]."""
-    from osum.data.manifest import read_any
     from osum.data.offgen import build_offgen
+    from osum.data.reader import read_any
 
     summary = build_offgen(folder, asterisk_limit=10, overwrite=True)
     real = list(read_any(summary.manifests["real"]))

@@ -72,6 +72,8 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         obj = torch.load(path, map_location="cpu", weights_only=True, mmap=zipped)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file for the user
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "Weights only load failed" in reason:  # torch's refusal of pickled code
+            reason = "it holds Python objects besides tensors; refused, since loading them could run code"
         raise CheckpointError(
             f"{path}: a PyTorch file that does not load as a state dict of tensors ({reason})"
         ) from None

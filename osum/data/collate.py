@@ -31,7 +31,7 @@ def collate(
 ) -> Batch:
     """feats: per utterance ``(T_i, M)``; ids: per utterance lists (targets already end with the end token);
     ``attributes``: per utterance class indices (:func:`osum.tasks.attribute_classes`), giving ``(B, F)``;
-    ``transcripts``: per utterance transcript ids (:class:`osum.model.codec.TranscriptCodec`) for a CTC loss;
+    ``transcripts``: per utterance transcript ids (:class:`osum.codec.TranscriptCodec`) for a CTC loss;
     ``target_weights``: per utterance one loss weight per target id (``Batch.target_weights``, padded with 0);
     ``encoder_frames``: per utterance its cached encoder output ``(T1_i, D)`` (``Batch.encoder_frames``);
     ``pitch``: per utterance its F0 statistics ``(4,)`` (``Batch.pitch``).

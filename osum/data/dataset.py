@@ -16,17 +16,18 @@ from collections.abc import Mapping, Sequence
 import soundfile as sf
 import torch
 
+from osum.codec import LLMCodec, TranscriptCodec, WhisperCodec
 from osum.config import DataConfig, DatasetEntry
 from osum.data.audio import log_mel_spectrogram, num_mel_frames
 from osum.data.augment import spec_augment
 from osum.data.collate import collate
 from osum.data.encoder_cache import EncoderCache
-from osum.data.manifest import Utterance, load_utterance_audio, read_any
+from osum.data.manifest import Utterance, load_utterance_audio
 from osum.data.pitch import pitch_features
+from osum.data.reader import read_any
 from osum.data.sampler import ItemInfo, filter_items, plan_epoch
 from osum.errors import ConfigError, OsumError
 from osum.model.adaptor import num_speech_tokens
-from osum.model.codec import LLMCodec, TranscriptCodec, WhisperCodec
 from osum.model.osum import Batch
 from osum.tasks import LABEL_FIELDS, attribute_classes, get_task, normalize_text
 

@@ -415,47 +415,6 @@ def write_manifest(
     return _write_lines(path, utterances, encode)
 
 
-# ---- OSUM raw JSONL ----------------------------------------------------------------------------------
-
-
-def read_osum_raw(
-    path: str | os.PathLike,
-    on_error: str = "raise",
-    *,
-    check_audio: bool = True,
-    require_target: bool = True,
-    base_dir: str | os.PathLike | None = None,
-) -> ManifestIterator:
-    """OSUM's raw JSONL (``key, wav, txt, task, lang, extra, start, end``); see the module docstring.
-
-    Relative ``wav`` paths are relative to ``base_dir`` (default: the current directory, as in OSUM).
-    """
-    from osum.data.shards import utterance_from_osum
-
-    path = existing_file(path)
-    base = Path(base_dir) if base_dir is not None else Path.cwd()
-
-    def convert(obj: dict[str, Any], where: str) -> Utterance:
-        if not isinstance(obj.get("wav"), str) or not obj["wav"]:
-            raise ManifestError(where, "missing required field 'wav' (the audio path)")
-        return utterance_from_osum(obj, resolve(obj["wav"], base), where, require_target=require_target)
-
-    return ManifestIterator(convert_records(json_lines(path), convert, check_audio, require_target), on_error)
-
-
-def write_osum_raw(path: str | os.PathLike, utterances: Iterable[Utterance]) -> int:
-    """Write OSUM raw JSONL (absolute ``wav`` paths, ``txt`` = the ASR+X target); returns the number of lines."""
-    from osum.data.shards import osum_raw_record
-
-    def encode(u: Utterance, where: str) -> dict[str, Any]:
-        try:
-            return osum_raw_record(u)
-        except ManifestError as e:
-            raise ManifestError(where, e.reason) from None
-
-    return _write_lines(path, utterances, encode)
-
-
 # ---- any format --------------------------------------------------------------------------------------
 
 FORMATS = ("osum", "osum_raw", "shard_list", "tar", "lhotse_cuts", "lhotse_recordings", "lhotse_supervisions")
@@ -497,36 +456,6 @@ def detect_format(path: str | os.PathLike) -> str:
                 "OSUM raw (key, wav, txt) or a Lhotse manifest (cuts, recordings or supervisions)",
             )
     return "osum"  # no usable line: an empty manifest
-
-
-def read_any(
-    path: str | os.PathLike, on_error: str = "raise", *, check_audio: bool = True, require_target: bool = True
-) -> ManifestIterator:
-    """Read a manifest in any supported format (:func:`detect_format`); a folder means its ``shards.list``.
-
-    A Lhotse recordings (supervisions) file is paired with the file named the same with ``supervisions``
-    (``recordings``) instead. Relative paths follow each format's rule (module docstring).
-    """
-    from osum.data.lhotse_io import partner_manifest, read_lhotse
-    from osum.data.shards import read_shards
-
-    check_on_error(on_error)
-    if Path(path).is_dir() and (Path(path) / "shards.list").is_file():
-        path = Path(path) / "shards.list"
-    kind = detect_format(path)
-    if kind == "osum":
-        return read_manifest(path, on_error, check_audio=check_audio, require_target=require_target)
-    if kind == "osum_raw":
-        return read_osum_raw(path, on_error, check_audio=check_audio, require_target=require_target)
-    if kind in ("tar", "shard_list"):
-        return read_shards(path, on_error, require_target=require_target)
-    if kind == "lhotse_cuts":
-        return read_lhotse(path, None, on_error, check_audio=check_audio, require_target=require_target)
-    pair = (path, partner_manifest(path, kind))
-    recordings, supervisions = pair if kind == "lhotse_recordings" else pair[::-1]
-    return read_lhotse(
-        recordings, supervisions, on_error, check_audio=check_audio, require_target=require_target
-    )
 
 
 # ---- audio -------------------------------------------------------------------------------------------

@@ -26,7 +26,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from osum.data.manifest import Utterance, load_utterance_audio, read_any
+from osum.data.manifest import Utterance, load_utterance_audio
+from osum.data.reader import read_any
 from osum.errors import OsumError
 from osum.evaluation.score import missing_references, score_records
 from osum.inference.decoding import DecodingOptions

@@ -13,7 +13,7 @@ import torch
 from transformers import StoppingCriteriaList
 
 from osum.errors import ConfigError
-from osum.inference.guards import StopRunaways, trim_loop
+from osum.inference.guards import StopRunaways, loop_start, trim_loop
 from osum.model.osum import IGNORE_INDEX, Batch, OsumModel
 from osum.model.whisper_tasks import WhisperTaskModel
 
@@ -100,7 +100,7 @@ def generate(
             options.temperature,
             options.top_k,
             caps=caps,
-            stop_loops=stop_loops,
+            loop_start=loop_start if stop_loops else None,
         )
     embeds, mask = model.prefix_embeddings(batch, answer_prefix)
     eos = model.config.llm.eos_token_id

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 import torch
 
+from osum.codec import LLMCodec
 from osum.data.collate import collate
 from osum.inference.decoding import score_targets
-from osum.model.codec import LLMCodec
 from osum.model.osum import OsumModel
 from osum.tasks.base import Task
 

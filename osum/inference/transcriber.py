@@ -20,13 +20,13 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from osum.codec import LLMCodec
 from osum.config import DecoderConfig, ModelConfig
 from osum.data.audio import HOP_LENGTH, SAMPLE_RATE
 from osum.data.collate import collate
 from osum.errors import ConfigError
-from osum.inference.guards import token_cap
+from osum.inference.guards import loop_start, token_cap
 from osum.inference.word_times import word_times
-from osum.model.codec import LLMCodec
 from osum.model.encoder import WhisperEncoder
 from osum.model.whisper_tasks import WhisperTaskModel
 from osum.tasks.base import Task, Word
@@ -100,7 +100,7 @@ class Transcriber:
         window, lengths = self.model.encode(batch)
         caps = [token_cap(f.shape[0] / MEL_FRAMES_PER_SECOND) for f in feats] if stop_loops else None
         ids, scores = self.model.decode(
-            batch, max_new_tokens, encoded=(window, lengths), caps=caps, stop_loops=stop_loops
+            batch, max_new_tokens, encoded=(window, lengths), caps=caps, loop_start=loop_start if stop_loops else None
         )
         out = []
         for row, row_ids in enumerate(ids):

@@ -103,7 +103,7 @@ def whisper_task_tokenizer(folder: Path | None = None) -> PreTrainedTokenizerFas
     English-only Whisper) and the task tags land after the pretrained vocabulary (51864.. for tiny.en).
     """
     from osum.convert.whisper import packaged_tiny_en_dir
-    from osum.model.codec import whisper_task_tokens
+    from osum.vocabulary import whisper_task_tokens
 
     folder = folder or packaged_tiny_en_dir()
     tok = PreTrainedTokenizerFast(

@@ -35,7 +35,7 @@ from torch import nn
 
 from osum.model.label_tokens import LabelTokens
 from osum.model.osum import Batch, OsumModel, OsumOutput
-from osum.tasks import LABEL_FIELDS
+from osum.vocabulary import LABEL_FIELDS
 
 INITIAL_SCALE = 10.0  # logits = scale * (s_t . e): a learned scale, starting at 10
 # attribute logits = ATTRIBUTE_SCALE * mean frame . unit class direction (+ bias): with frames of norm ~3, a
@@ -97,7 +97,7 @@ class CTCObjective(nn.Module):
         self.register_buffer("index", index, persistent=False)  # (V,) token id -> class, -1 = not scored
 
     def forward(self, batch: Batch, full_logits: bool = False) -> CTCOutput:
-        """``batch.target_ids`` (B, L) are transcript ids (see :class:`osum.model.codec.TranscriptCodec`). A model
+        """``batch.target_ids`` (B, L) are transcript ids (see :class:`osum.codec.TranscriptCodec`). A model
         with label tokens also trains their classifiers here (they read the encoder, not the adaptor)."""
         speech = self.model.encode(batch.feats, batch.feat_lengths, batch.encoder_frames, batch.pitch)
         out = self.score(

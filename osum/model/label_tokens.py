@@ -24,7 +24,7 @@ from torch import nn
 
 from osum.data.pitch import PITCH_FEATURES
 from osum.model.encoder import lengths_to_mask
-from osum.tasks import LABEL_FIELDS, TASK_LABEL_FIELDS
+from osum.vocabulary import LABEL_FIELDS, TASK_LABEL_FIELDS
 
 TRUNK_WIDTH = 256  # per-frame features before pooling
 # with pitch features: fields whose classifier reads them alone. On the pooled frames the gender classifier learnt
@@ -79,7 +79,7 @@ class LabelTokens(nn.Module):
 
     @property
     def fields(self) -> tuple[str, ...]:
-        """The label fields in token order (:data:`osum.tasks.LABEL_FIELDS`' order, ``Batch.attributes`` columns)."""
+        """The label fields in token order (:data:`osum.vocabulary.LABEL_FIELDS`' order, ``Batch.attributes`` columns)."""
         return tuple(self.heads)
 
     def forward(

@@ -39,7 +39,7 @@ class Batch:
     target_ids: torch.Tensor  # (B, L) padded with anything
     target_lengths: torch.Tensor  # (B,)
     speech_tokens: torch.Tensor | None = None  # (B,) from the collator; checked against the model's own count
-    # (B, F) class index per field of osum.tasks.LABEL_FIELDS, -1 = no label (read by the auxiliary classifiers:
+    # (B, F) class index per field of osum.vocabulary.LABEL_FIELDS, -1 = no label (read by the auxiliary classifiers:
     # label tokens, CTC objectives)
     attributes: torch.Tensor | None = None
     # (B, L2) / (B,) the transcripts' LLM ids alone, for a CTC loss beside the LM one (train.ctc_aux_weight)

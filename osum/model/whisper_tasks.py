@@ -15,7 +15,7 @@ and ``label_tokens`` (classifiers on the pooled encoder frames) give the labels 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -262,15 +262,13 @@ class WhisperTaskModel(nn.Module):
         top_k: int = 0,
         encoded: tuple[torch.Tensor, torch.Tensor] | None = None,
         caps: Sequence[int] | None = None,
-        stop_loops: bool = False,
+        loop_start: Callable[[list[int]], int | None] | None = None,
     ) -> tuple[list[list[int]], list[float | None]]:
         """Greedy (or sampled) KV-cached decoding; every row's prefix must have the same length -> (token ids per
         row without the end token, each row's mean log-probability per token, end token included; None for an
         answer cut by a guard). ``encoded``: the batch's :meth:`encode` output when the caller has it already.
-        ``caps``: per row, the most tokens it may generate; ``stop_loops``: a row whose end repeats itself stops
-        and loses the repeated copies (:mod:`osum.inference.guards`)."""
-        from osum.inference.guards import loop_start
-
+        ``caps``: per row, the most tokens it may generate; ``loop_start``: given a row's ids, where a loop at its
+        end begins (None: no loop); the row then stops and is cut there (:func:`osum.inference.guards.loop_start`)."""
         if len(set(batch.prompt_lengths.tolist())) != 1:
             raise ValueError("the whisper architecture decodes rows with equal-length task prefixes only")
         enc, enc_lengths = encoded or self.encode(batch)
@@ -310,7 +308,7 @@ class WhisperTaskModel(nn.Module):
                     done[r] = True
                     continue
                 rows[r].append(token)
-                start = loop_start(rows[r]) if stop_loops else None
+                start = loop_start(rows[r]) if loop_start is not None else None
                 if start is not None:
                     rows[r], cut[r], done[r] = rows[r][:start], True, True
                 elif len(rows[r]) >= row_caps[r]:

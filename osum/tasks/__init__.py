@@ -33,6 +33,7 @@ from osum.tasks.srwt import SRWT
 from osum.tasks.ssr import SSR
 from osum.tasks.sttc import STTC
 from osum.tasks.ved import VED
+from osum.vocabulary import LABEL_FIELDS, SPEECH_FIELD, TASK_LABEL_FIELDS, TASK_NAMES
 
 __all__ = [
     "LABEL_FIELDS",
@@ -77,15 +78,11 @@ TASKS: Mapping[str, Task] = MappingProxyType({t.name: t for t in _ALL})
 # (asr_age_gender, ...) exist in OSUM's data and parse here; a model answers them only if trained on them.
 OSUM_TASKS: tuple[str, ...] = ("asr", "srwt", "ved", "ser", "ssr", "sgc", "sap", "sttc")
 _BY_TAG: Mapping[str, Task] = MappingProxyType({t.compact_tag: t for t in _ALL})
-# Every classification field of the registry, once (the combined tasks reuse the single tasks' fields).
-TASK_LABEL_FIELDS: Mapping[str, LabelField] = MappingProxyType(
-    {f.name: f for t in _ALL for f in t.label_fields}
-)
-# Not a task's label: whether a clip holds speech at all ("none": no words, the transcript is empty). Classifiers
-# (label heads, label tokens) learn it from the transcripts, so a model can answer "no speech" instead of inventing
-# words for silence or noise. Last, so the task fields keep their Batch.attributes columns.
-SPEECH_FIELD = LabelField("speech", ("speech", "none"))
-LABEL_FIELDS: Mapping[str, LabelField] = MappingProxyType({**TASK_LABEL_FIELDS, "speech": SPEECH_FIELD})
+# the label vocabulary lives in osum.vocabulary (the model reads it too); the registry must agree with it
+if tuple(TASKS) != TASK_NAMES:
+    raise RuntimeError(f"osum.vocabulary.TASK_NAMES {TASK_NAMES} do not match the task registry {tuple(TASKS)}")
+if {f.name: f for t in _ALL for f in t.label_fields} != dict(TASK_LABEL_FIELDS):
+    raise RuntimeError("osum.vocabulary.TASK_LABEL_FIELDS do not match the tasks' label fields")
 
 
 def attribute_classes(labels: Mapping[str, str] | None) -> list[int]:

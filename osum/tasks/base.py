@@ -30,6 +30,7 @@ from typing import Any
 import yaml
 
 from osum.errors import TaskError
+from osum.vocabulary import LabelField  # re-exported: osum.tasks.LabelField
 
 # Scripts written without spaces between words. Hangul is left out on purpose: Korean separates words with
 # spaces, and removing them would change the text. U+3000 (ideographic space) is whitespace, not a character.
@@ -66,11 +67,6 @@ def tidy_text(text: str) -> str:
     return _SPACE_AROUND_CJK.sub(r"\1", _MULTI_SPACE.sub(" ", text)).strip()
 
 
-def _label_key(value: str) -> str:
-    # "Throat_Clearing", "throat-clearing" and " throat  clearing " all mean the same label.
-    return re.sub(r"[\s_\-]+", " ", value.strip().lower()).strip()
-
-
 @dataclass(frozen=True)
 class Word:
     """One word (or one CJK character) with its time span in seconds, ``0 <= start <= end``."""
@@ -97,53 +93,6 @@ def valid_span(start: object, end: object) -> bool:
     if not isinstance(start, (int, float)) or not isinstance(end, (int, float)):
         return False
     return math.isfinite(start) and math.isfinite(end) and 0 <= start <= end
-
-
-@dataclass(frozen=True)
-class LabelField:
-    """One classification output of a task, e.g. ``gender`` with values ``("female", "male")``.
-
-    ``values`` are the canonical labels exactly as they appear in targets (``<female>``). ``aliases`` maps
-    other spellings (raw corpus tags, older names) to a canonical value; ``gloss`` gives an English name
-    for each value (for docs and UIs), which is accepted as an alias too. Matching ignores case and treats
-    runs of spaces, ``_`` and ``-`` as one space.
-    """
-
-    name: str
-    values: tuple[str, ...]
-    aliases: Mapping[str, str] = field(default_factory=dict)
-    gloss: Mapping[str, str] = field(default_factory=dict)
-    _lookup: Mapping[str, str] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "values", tuple(self.values))
-        object.__setattr__(self, "aliases", MappingProxyType(dict(self.aliases)))
-        object.__setattr__(self, "gloss", MappingProxyType(dict(self.gloss)))
-        lookup: dict[str, str] = {}
-        spellings = [(v, v) for v in self.values] + list(self.aliases.items())
-        spellings += [(g, v) for v, g in self.gloss.items()]
-        for spelling, canonical in spellings:
-            if canonical not in self.values:
-                raise TaskError(
-                    f"label field {self.name!r}: {spelling!r} points to unknown value {canonical!r}"
-                )
-            key = _label_key(spelling)
-            if lookup.setdefault(key, canonical) != canonical:
-                raise TaskError(f"label field {self.name!r}: {spelling!r} is ambiguous")
-        object.__setattr__(self, "_lookup", MappingProxyType(lookup))
-
-    def __hash__(self) -> int:
-        return hash((self.name, self.values))
-
-    def canonical(self, value: object) -> str | None:
-        """The canonical label for ``value`` (a value, alias or gloss, any case), or None if unknown."""
-        if not isinstance(value, str):
-            return None
-        return self._lookup.get(_label_key(value))
-
-    def describe(self) -> str:
-        """``"female, male"``, with glosses when there are any: ``"新闻科普 (news_science), ..."``."""
-        return ", ".join(f"{v} ({self.gloss[v]})" if v in self.gloss else v for v in self.values)
 
 
 @dataclass(frozen=True)

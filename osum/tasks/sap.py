@@ -6,13 +6,8 @@ OSUM's source data used finer groups (``<YOUTH>``, ``<MIDDLE_AGE>``, ``<MIDDLE>`
 
 from __future__ import annotations
 
-from osum.tasks.base import LabelField, Task
-
-AGE = LabelField(
-    name="age",
-    values=("child", "adult", "old"),
-    aliases={"youth": "adult", "middle_age": "adult", "middle": "adult"},
-)
+from osum.tasks.base import Task
+from osum.vocabulary import AGE
 
 SAP = Task(
     name="sap",

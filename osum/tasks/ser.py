@@ -5,13 +5,8 @@ The 8 labels are the ones OSUM's prompts list. ``angry`` is accepted for ``anger
 
 from __future__ import annotations
 
-from osum.tasks.base import LabelField, Task
-
-EMOTION = LabelField(
-    name="emotion",
-    values=("sad", "anger", "neutral", "happy", "surprise", "fear", "disgust", "other"),
-    aliases={"angry": "anger"},
-)
+from osum.tasks.base import Task
+from osum.vocabulary import EMOTION
 
 SER = Task(
     name="ser",

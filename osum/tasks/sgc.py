@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from osum.tasks.base import LabelField, Task
-
-GENDER = LabelField(name="gender", values=("female", "male"))
+from osum.tasks.base import Task
+from osum.vocabulary import GENDER
 
 SGC = Task(
     name="sgc",

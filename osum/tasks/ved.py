@@ -6,13 +6,8 @@ The 8 labels are the ones OSUM's prompts list; ``throat clearing`` keeps its spa
 
 from __future__ import annotations
 
-from osum.tasks.base import LabelField, Task
-
-EVENT = LabelField(
-    name="event",
-    values=("laugh", "cough", "cry", "screaming", "sigh", "throat clearing", "sneeze", "other"),
-    aliases={"scream": "screaming", "throat_clearing": "throat clearing"},
-)
+from osum.tasks.base import Task
+from osum.vocabulary import EVENT
 
 VED = Task(
     name="ved",

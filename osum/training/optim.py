@@ -9,9 +9,9 @@ from torch import nn
 
 from osum.config import TrainConfig
 from osum.errors import ConfigError
-from osum.model.codec import whisper_task_tokens
 from osum.model.osum import OsumModel
 from osum.model.whisper_tasks import WhisperTaskModel
+from osum.vocabulary import whisper_task_tokens
 
 # The OSUM authors' stages: adaptor -> + encoder -> + LoRA (maintainer, OSUM issue #22).
 MODULES = ("adaptor", "speech_markers", "encoder", "lora", "llm", "label_tokens")

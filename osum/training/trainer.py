@@ -18,12 +18,12 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from osum.api import Osum, load
+from osum.codec import TranscriptCodec
 from osum.config import RunConfig, save_yaml
 from osum.data.dataset import TrainingData
 from osum.data.encoder_cache import fill_cache
 from osum.data.sampler import shard_for_rank
 from osum.errors import ConfigError
-from osum.model.codec import TranscriptCodec
 from osum.model.ctc import AuxiliaryCTC, CTCObjective
 from osum.model.osum import OsumModel
 from osum.runtime import DistInfo, dist_info

@@ -9,7 +9,8 @@ import shutil
 import pytest
 
 from osum.cli.main import main
-from osum.data.manifest import read_manifest, write_osum_raw
+from osum.data.manifest import read_manifest
+from osum.data.osum_raw import write_osum_raw
 from osum.data.synth import build_corpus
 from osum.evaluation.run import evaluate
 from osum.inference.decoding import DecodingOptions

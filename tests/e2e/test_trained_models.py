@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 import osum
-from osum.data.manifest import read_any
 from osum.data.offgen import build_offgen
+from osum.data.reader import read_any
 from osum.data.synth.builder import build_corpus
 from osum.evaluation.metrics import word_errors
 from osum.evaluation.normalize import normalize_english

@@ -11,7 +11,7 @@ from safetensors.torch import load_file, save_file
 import osum
 from osum.checkpoint import WEIGHTS_FILE, read_config
 from osum.config import to_dict
-from osum.convert.osum_pt import convert_osum
+from osum.convert.osum_pt import convert_osum, read_state_dict
 from osum.errors import CheckpointError
 from osum.testing.tiny import chirp
 
@@ -107,8 +107,13 @@ def test_convert_osum_refuses_foreign_and_unsafe_files(tmp_path):
             return (print, ("pwned",))
 
     torch.save({"x": Evil()}, tmp_path / "evil.pt")
-    with pytest.raises(CheckpointError, match="not a loadable torch state dict"):
+    with pytest.raises(CheckpointError, match="Python objects besides tensors; refused"):
         convert_osum(tmp_path / "evil.pt", tmp_path / "out")
+    (tmp_path / "notes.pt").write_text("garbage")  # not a checkpoint at all: say what it is
+    with pytest.raises(CheckpointError, match="not a PyTorch checkpoint \\(it is text, starting 'garbage'\\)"):
+        convert_osum(tmp_path / "notes.pt", tmp_path / "out")
+    torch.save({"a": torch.zeros(2)}, tmp_path / "old.pt", _use_new_zipfile_serialization=False)
+    assert torch.equal(read_state_dict(tmp_path / "old.pt")["a"], torch.zeros(2))  # the pre-1.6 format loads
     assert not (tmp_path / "out").exists()
 
 

@@ -11,7 +11,8 @@ from osum.config import DataConfig, DatasetEntry
 from osum.data.audio import log_mel_spectrogram
 from osum.data.dataset import TrainingData
 from osum.data.encoder_cache import EncoderCache, fill_cache
-from osum.data.manifest import load_utterance_audio, read_any
+from osum.data.manifest import load_utterance_audio
+from osum.data.reader import read_any
 from osum.errors import ConfigError, OsumError
 from osum.model.encoder import WhisperEncoder, pad_with_silence
 from osum.model.osum import OsumModel

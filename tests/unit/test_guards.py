@@ -80,7 +80,7 @@ def test_the_whisper_decoder_stops_a_loop(stop_loops, monkeypatch):
     prompt = osum_model.codec().prompt_ids(osum_model.task("asr"))
     feats = [log_mel_spectrogram(torch.from_numpy(chirp(1.0)), model.config.encoder.n_mels)]
     batch = collate(feats, [prompt], [[]])
-    ids, means = model.decode(batch, 40, caps=[30] if stop_loops else None, stop_loops=stop_loops)
+    ids, means = model.decode(batch, 40, caps=[30] if stop_loops else None, loop_start=loop_start if stop_loops else None)
     if stop_loops:
         assert ids == [[1000]] and means == [None]
     else:

@@ -12,7 +12,8 @@ import torch
 
 from osum.data.audio import SAMPLE_RATE
 from osum.data.lhotse_io import read_lhotse
-from osum.data.manifest import detect_format, load_utterance_audio, read_any
+from osum.data.manifest import detect_format, load_utterance_audio
+from osum.data.reader import read_any
 from osum.errors import ManifestError
 from osum.tasks import Word
 

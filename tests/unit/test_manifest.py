@@ -19,14 +19,13 @@ from osum.data.manifest import (
     Utterance,
     detect_format,
     load_utterance_audio,
-    read_any,
     read_manifest,
-    read_osum_raw,
     utterance_from_dict,
     validate_utterance,
     write_manifest,
-    write_osum_raw,
 )
+from osum.data.osum_raw import read_osum_raw, write_osum_raw
+from osum.data.reader import read_any
 from osum.errors import AudioError, ConfigError, ManifestError
 from osum.tasks import Word, get_task
 

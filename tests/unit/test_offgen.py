@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 
 from osum.cli.main import main
-from osum.data.manifest import read_any, write_manifest
+from osum.data.manifest import write_manifest
 from osum.data.offgen import build_offgen, clip_key
 from osum.data.offgen_nonspeech import SPECS, dtmf_pair, render_nonspeech
 from osum.data.offgen_real import (
@@ -24,6 +24,7 @@ from osum.data.offgen_real import (
     parse_sphinx_transcription,
     read_asterisk,
 )
+from osum.data.reader import read_any
 from osum.errors import ConfigError
 
 REAL = SourcePaths()

@@ -14,7 +14,8 @@ import soundfile as sf
 import torch
 
 from osum.data.audio import SAMPLE_RATE, load_audio
-from osum.data.manifest import Utterance, detect_format, load_utterance_audio, read_any, write_manifest
+from osum.data.manifest import Utterance, detect_format, load_utterance_audio, write_manifest
+from osum.data.reader import read_any
 from osum.data.shards import read_shards, write_shards
 from osum.errors import AudioError, ConfigError, ManifestError
 from osum.tasks import Word

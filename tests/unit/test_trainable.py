@@ -7,10 +7,10 @@ import torch
 
 from osum.data.collate import collate
 from osum.errors import ConfigError
-from osum.model.codec import whisper_task_tokens
 from osum.tasks import get_task
 from osum.testing.tiny import stage1_with_task_tags
 from osum.training.optim import set_trainable
+from osum.vocabulary import whisper_task_tokens
 
 
 @pytest.fixture(scope="module")

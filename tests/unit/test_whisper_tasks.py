@@ -8,13 +8,13 @@ from transformers import WhisperForConditionalGeneration
 
 import osum
 from osum.checkpoint import model_class
+from osum.codec import WhisperCodec
 from osum.config import from_dict, to_dict
 from osum.convert.whisper import load_whisper, packaged_tiny_en_dir
 from osum.data.audio import load_audio, log_mel_spectrogram
 from osum.data.collate import collate
 from osum.data.tts import synthesize
 from osum.inference.decoding import DecodingOptions, generate_ids
-from osum.model.codec import WhisperCodec
 from osum.tasks import get_task
 from osum.testing.tiny import stage1_with_task_tags
 

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from osum.data.synth.numbers import number_words
 from osum.errors import ConfigError, OsumError
 
 SPLITS = ("train", "test")
@@ -103,7 +104,6 @@ _ALLOWED = re.compile(r"[A-Za-z ,.?!']+")
 
 
 def _spell_numbers(text: str) -> str | None:
-    from osum.data.synth.questions import number_words  # late import: questions imports text, text imports us
 
     if re.search(r"\d[,.:/]\d|\d[A-Za-z]|[A-Za-z]\d", text):
         return None  # 3.14, 1,000, 10:30, 20th, mp3: not a plain small number

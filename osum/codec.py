@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from transformers import PreTrainedTokenizerBase
 
 from osum.errors import ConfigError, TaskError
-from osum.tasks import TASKS, PromptTable, Task, Word, normalize_text
+from osum.tasks import PromptTable, Task, Word, normalize_text
+from osum.vocabulary import WHISPER_TASK_TOKEN
 
-WHISPER_TASK_TOKEN = "<|osum:{}|>"
 WHISPER_PREFIX = ("<|startoftranscript|>", None, "<|notimestamps|>")  # None = the task token
 
 
@@ -124,11 +124,6 @@ class WhisperCodec:
 
     def decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True).strip()
-
-
-def whisper_task_tokens() -> list[str]:
-    """The task tag tokens a stage-1 Whisper tokenizer gets, one per registered task (registry order)."""
-    return [WHISPER_TASK_TOKEN.format(name) for name in TASKS]
 
 
 @dataclass(frozen=True)
