@@ -25,34 +25,21 @@ from pathlib import Path
 import torch
 
 import osum
-from osum.codec import LLMCodec
 from osum.data.audio import log_mel_spectrogram
-from osum.data.collate import collate
 from osum.data.manifest import load_utterance_audio
+from osum.data.pitch import pitch_features
 from osum.data.reader import read_any
-from osum.tasks import LABEL_FIELDS, Task, get_task
+from osum.inference.labels import LabelQuery, score_labels
+from osum.tasks import LABEL_FIELDS, get_task
 
 
-def target_log_likelihoods(
-    model: osum.Osum, codec: LLMCodec, task: Task, mel: torch.Tensor, targets: list[list[int]]
-) -> torch.Tensor:
-    """One clip's log-mel ``(T, n_mels)``, several candidate target id lists -> their summed log-probabilities
-    ``(C,)``."""
-    n = len(targets)
-    batch = collate([mel] * n, [codec.prompt_ids(task)] * n, targets, pad_id=codec.eos_id)
-    # logits (N, V) at the N target positions, row by row: the ids below in the same order
-    logits = model.model(batch, full_logits=False).logits.float()
-    ids = torch.tensor([t for row in targets for t in row])
-    picked = logits.log_softmax(-1).gather(-1, ids[:, None])[:, 0]
-    return torch.stack([part.sum() for part in picked.split([len(t) for t in targets])])
-
-
-def classifier_guess(model: osum.Osum, mel: torch.Tensor, field: str) -> str | None:
-    """The label tokens' classifier's answer for one clip's log-mel ``(T, n_mels)`` and ``field``; None for a model
-    without them."""
+def classifier_guess(model: osum.Osum, mel: torch.Tensor, pitch: torch.Tensor | None, field: str) -> str | None:
+    """The label tokens' classifier's answer for one clip's log-mel ``(T, n_mels)`` (and F0 statistics ``(4,)`` when
+    the model reads them) and ``field``; None for a model without them."""
     if model.model.label_tokens is None:
         return None
-    logits = model.model.encode(mel[None], torch.tensor([mel.shape[0]])).label_logits[field]
+    batch_pitch = None if pitch is None else pitch[None]
+    logits = model.model.encode(mel[None], torch.tensor([mel.shape[0]]), pitch=batch_pitch).label_logits[field]
     return LABEL_FIELDS[field].values[int(logits[0].argmax())]
 
 
@@ -83,15 +70,16 @@ def main() -> int:
             truth = field.canonical((u.labels or {}).get(field.name))
             if truth is None:
                 continue
-            mel = log_mel_spectrogram(load_utterance_audio(u), model.config.encoder.n_mels)
+            wave = load_utterance_audio(u)
+            mel = log_mel_spectrogram(wave, model.config.encoder.n_mels)
+            pitch = pitch_features(wave) if model.config.label_pitch else None
             with torch.inference_mode():
-                head = classifier_guess(model, mel, field.name)
+                head = classifier_guess(model, mel, pitch, field.name)
                 if args.classifier_only:
                     guess = head
                 else:
-                    candidates = [codec.target_ids(task, u.text, {field.name: v}) for v in field.values]
-                    scores = target_log_likelihoods(model, codec, task, mel, candidates)
-                    guess = field.values[int(scores.argmax())]
+                    query = LabelQuery(mel, codec.prompt_ids(task), task, u.text or "", prefix=[], pitch=pitch)
+                    guess = score_labels(model.model, codec, [query])[0].labels[field.name]
             head_right += head == truth
             right += guess == truth
             confusion[f"{truth}->{guess}"] += 1

@@ -22,21 +22,8 @@ import torch
 import osum
 from osum.data.tts import synthesize
 from osum.tasks import OSUM_TASKS
+from osum.testing.sentences import PLAIN_SENTENCES as SENTENCES
 
-SENTENCES = [
-    "the morning train was late again",
-    "please close the window before you leave",
-    "a small boat drifted across the quiet lake",
-    "we need more bread and a bottle of milk",
-    "the children built a castle out of sand",
-    "my brother works at the hospital downtown",
-    "they walked home under the falling snow",
-    "the teacher wrote the answer on the board",
-    "an old dog slept beside the warm fire",
-    "the museum was full of ancient maps",
-    "i will call you when the meeting ends",
-    "the river flooded the fields last spring",
-]
 VOICES = ["en-us", "en-gb+f3", "en-us+m4", "en-gb-x-rp+f2"]
 
 

@@ -240,19 +240,6 @@ class WhisperTaskModel(nn.Module):
         )
 
     @torch.inference_mode()
-    def generate(
-        self,
-        batch: Batch,
-        max_new_tokens: int,
-        do_sample: bool = False,
-        temperature: float = 1.0,
-        top_k: int = 0,
-        encoded: tuple[torch.Tensor, torch.Tensor] | None = None,
-    ) -> list[list[int]]:
-        """Greedy (or sampled) KV-cached decoding -> token ids per row (see :meth:`decode`)."""
-        return self.decode(batch, max_new_tokens, do_sample, temperature, top_k, encoded)[0]
-
-    @torch.inference_mode()
     def decode(
         self,
         batch: Batch,

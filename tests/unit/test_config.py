@@ -33,8 +33,13 @@ def test_overrides_are_typed_and_strict():
         from_dict(ModelConfig, {}, ["encoder.dmodel=3"])
     with pytest.raises(ConfigError, match="key=value"):
         from_dict(ModelConfig, {}, ["encoder.d_model"])
-    with pytest.raises(ConfigError, match="invalid config value"):
+    with pytest.raises(ConfigError, match="invalid config value for 'encoder.d_model'"):
         from_dict(ModelConfig, {}, ["encoder.d_model=big"])
+    # a value of the wrong type in a file names its key too
+    with pytest.raises(ConfigError, match="invalid config value for 'llm.layers': Value 'many'"):
+        from_dict(ModelConfig, {"llm": {"layers": "many"}})
+    with pytest.raises(ConfigError, match="invalid config value for 'data.train'"):
+        from_dict(RunConfig, {"data": {"train": "x.jsonl"}})
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
