@@ -55,18 +55,13 @@ class SpeechDetector:
 
     def _load(self) -> torch.jit.ScriptModule:
         if self._model is None:
-            threads = torch.get_num_threads()
-            from silero_vad import load_silero_vad  # its import sets torch's thread count to 1
-
-            torch.set_num_threads(threads)
-            self._model = load_silero_vad()
+            self._model = _silero().load_silero_vad()
         return self._model
 
     @torch.inference_mode()
     def __call__(self, wave: torch.Tensor) -> SpeechMap:
         """A 16 kHz mono waveform ``(N,)`` -> its :class:`SpeechMap`."""
-        from silero_vad import get_speech_timestamps_from_probs
-
+        get_speech_timestamps_from_probs = _silero().get_speech_timestamps_from_probs
         wave = wave.detach().float().cpu().reshape(-1)
         n = int(wave.shape[0])
         if n < FRAME:
@@ -86,6 +81,17 @@ class SpeechDetector:
             audio_length_samples=n,
         )
         return SpeechMap(probs, tuple((int(r["start"]), int(r["end"])) for r in found), n)
+
+
+def _silero():
+    """The ``silero_vad`` module. Importing it sets torch's thread count to 1 for the whole process (its
+    ``model.py`` calls ``torch.set_num_threads(1)``); the count the process had is put back."""
+    threads = torch.get_num_threads()
+    try:
+        import silero_vad
+    finally:
+        torch.set_num_threads(threads)
+    return silero_vad
 
 
 _DEFAULT: SpeechDetector | None = None

@@ -95,6 +95,7 @@ def detector() -> SpeechDetector:
 
 
 def test_the_detector_finds_speech_and_not_silence_or_noise(detector):
+    threads = torch.get_num_threads()
     speech = synthesize_array("the quick brown fox jumps over the lazy dog", "en-us")
     wave = torch.from_numpy(np.concatenate([np.zeros(2 * S, np.float32), speech, np.zeros(3 * S, np.float32)]))
     found = detector(wave)
@@ -107,4 +108,18 @@ def test_the_detector_finds_speech_and_not_silence_or_noise(detector):
         nothing = detector(quiet)
         assert nothing.regions == () and nothing.no_speech_prob() > 0.5
     assert detector(torch.zeros(100)).no_speech_prob() == 1.0  # shorter than one frame
-    assert torch.get_num_threads() >= 1  # silero's import sets 1 thread; the detector restores ours
+    assert torch.get_num_threads() == threads  # silero's import sets 1 thread for the process; ours is put back
+
+
+def test_the_detector_keeps_the_process_thread_count():
+    """silero_vad's import sets torch to 1 thread for the whole process (every model then ran on one core)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import torch; torch.set_num_threads(2)\n"
+        "from osum.inference.vad import SpeechDetector\n"
+        "SpeechDetector()(torch.zeros(16000)); print(torch.get_num_threads())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.split()[-1] == "2"
