@@ -46,10 +46,10 @@ def decoding_options(args: argparse.Namespace):
         do_sample=getattr(args, "sample", False),
         seed=getattr(args, "seed", None),
         batch_size=args.batch_size,
-        skip_silence=not getattr(args, "keep_silence", False),
-        stop_loops=not getattr(args, "allow_loops", False),
-        max_prompt_tokens=getattr(args, "max_prompt_tokens", 1024),
-        min_label_prob=getattr(args, "min_label_prob", 0.0),
+        skip_silence=not args.keep_silence,
+        stop_loops=not args.allow_loops,
+        max_prompt_tokens=args.max_prompt_tokens,
+        min_label_prob=args.min_label_prob,
     )
 
 

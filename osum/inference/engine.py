@@ -209,8 +209,6 @@ class Engine:
         items: list[tuple[int, torch.Tensor, Task, list[int]]] = []
         for index, query in enumerate(queries):
             task = self.task(query.task)
-            if query.prompt is not None and not query.prompt.strip():
-                raise TaskError("the prompt is empty")
             key = id(query.audio)
             if key not in feats:
                 feats[key] = log_mel_spectrogram(query.audio, n_mels)
@@ -235,9 +233,7 @@ class Engine:
                     task.parse(text), avg_logprob=mean, compression_ratio=compression_ratio(text)
                 )
         labelled = [it for it in items if it[2].label_fields and isinstance(self.model, OsumModel)]
-        if (
-            labelled
-        ):  # every label value's probability given the transcript (the answer stays the generated one)
+        if labelled:  # every label value's probability given the transcript (the answer stays the generated one)
             queries_ = []
             for index, feat, task, ids in labelled:
                 heard = normalize_text(results[index].transcript or "") if task.has_transcript else ""  # type: ignore[union-attr]
@@ -262,19 +258,11 @@ class Engine:
             raise ConfigError(
                 "beam search is not available for Whisper (stage-1) models yet: use num_beams=1"
             )
-        clips: dict[int, int] = {}
-        waves: list[torch.Tensor] = []
-        tasks = []
-        timed: set[int] = set()  # clips asked for word times (SRWT)
-        for query in queries:
-            if query.prompt is not None:
-                raise TaskError("a Whisper (stage-1) model takes a task, not a free-text prompt")
-            tasks.append(self.task(query.task))
-            if id(query.audio) not in clips:
-                clips[id(query.audio)] = len(waves)
-                waves.append(query.audio)
-            if tasks[-1].name == "srwt":
-                timed.add(clips[id(query.audio)])
+        if any(query.prompt is not None for query in queries):
+            raise TaskError("a Whisper (stage-1) model takes a task, not a free-text prompt")
+        tasks = [self.task(query.task) for query in queries]
+        clip_of, waves = _clips(queries)
+        timed = {i for i, t in zip(clip_of, tasks, strict=True) if t.name == "srwt"}  # clips asked for word times
         feats = [log_mel_spectrogram(w, self.config.encoder.n_mels) for w in waves]
         pitch = [pitch_features(w) for w in waves] if self.config.label_pitch else None
         codec = self.codec()
@@ -324,8 +312,7 @@ class Engine:
                     pieces = [self.tokenizer.decode([t]) for t in ids[row]]
                     words[i] = word_times(weights, int(encoded[1][row]), pieces)
         results = []
-        for query, task in zip(queries, tasks, strict=True):
-            i = clips[id(query.audio)]
+        for i, task in zip(clip_of, tasks, strict=True):
             text = transcripts[i]
             if task.name == "srwt" and words[i]:
                 text = format_words(words[i])
@@ -362,17 +349,9 @@ class Engine:
             raise RuntimeError("this model has no transcriber")
         model: OsumModel = self.model  # type: ignore[assignment]
         codec = self.codec(language)
-        clip_of: dict[int, int] = {}
-        waves: list[torch.Tensor] = []
-        tasks: list[Task] = []
-        for query in queries:
-            if query.prompt is not None and not query.prompt.strip():
-                raise TaskError("the prompt is empty")
-            tasks.append(self.task(query.task))
-            if id(query.audio) not in clip_of:
-                clip_of[id(query.audio)] = len(waves)
-                waves.append(query.audio)
-        timed = {clip_of[id(q.audio)] for q, t in zip(queries, tasks, strict=True) if t.name == "srwt"}
+        tasks = [self.task(query.task) for query in queries]
+        clip_of, waves = _clips(queries)
+        timed = {i for i, t in zip(clip_of, tasks, strict=True) if t.name == "srwt"}
         feats = [log_mel_spectrogram(w, self.config.encoder.n_mels) for w in waves]
         pitch = [pitch_features(w) for w in waves] if self.config.label_pitch else None
         order = sorted(range(len(waves)), key=lambda i: -feats[i].shape[0])
@@ -406,8 +385,7 @@ class Engine:
         rows: list[
             tuple[int, int, Task, list[int], list[int]]
         ] = []  # (query, clip, task, prompt, forced prefix)
-        for q, (query, task) in enumerate(zip(queries, tasks, strict=True)):
-            i = clip_of[id(query.audio)]
+        for q, (query, task, i) in enumerate(zip(queries, tasks, clip_of, strict=True)):
             t = heard[i]
             assert t is not None
             if silent[i] or (task.has_transcript and not normalize_text(t.text)):
@@ -524,6 +502,17 @@ def _stack(
 ) -> torch.Tensor | None:
     """The F0 statistics of clips ``rows`` as ``(B, 4)`` (None when the model reads none)."""
     return None if pitch is None else torch.stack([pitch[i] for i in rows]).to(device)
+
+
+def _clips(queries: Sequence[Query]) -> tuple[list[int], list[torch.Tensor]]:
+    """The clip of each query (queries sharing one waveform object share a clip) and the clips' waveforms."""
+    index: dict[int, int] = {}
+    waves: list[torch.Tensor] = []
+    for query in queries:
+        if id(query.audio) not in index:
+            index[id(query.audio)] = len(waves)
+            waves.append(query.audio)
+    return [index[id(query.audio)] for query in queries], waves
 
 
 def _chunks(items: list[_T], size: int) -> Iterator[list[_T]]:

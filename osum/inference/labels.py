@@ -65,12 +65,15 @@ def score_labels(
     eos = model.config.llm.eos_token_id
     device = model.encoder.conv1.weight.device
     plan: list[tuple[int, dict[str, str], list[int]]] = []  # (query, labels, ids after the prefix)
+    spans: list[range] = []  # each query's rows of the plan
     for qi, q in enumerate(queries):
+        start = len(plan)
         for labels in candidates(q.task):
             ids = codec.ids(q.task.target(q.transcript, labels))
             if ids[: len(q.prefix)] != q.prefix:  # cannot happen for prefixes made by answer_prefix
                 raise ValueError(f"answer prefix {q.prefix} does not start the target {ids}")
             plan.append((qi, labels, ids[len(q.prefix) :]))
+        spans.append(range(start, len(plan)))
     scores = torch.empty(len(plan))
     for start in range(0, len(plan), rows_per_pass):
         chunk = plan[start : start + rows_per_pass]
@@ -87,8 +90,7 @@ def score_labels(
         n_scored = [len(after) + 1 for _, _, after in chunk]
         scores[start : start + len(chunk)] = score_targets(model, batch.to(device), n_scored).float().cpu()
     answers = []
-    for qi, q in enumerate(queries):
-        mine = [j for j, p in enumerate(plan) if p[0] == qi]
+    for q, mine in zip(queries, spans, strict=True):
         probs_all = scores[mine].softmax(0)
         best = mine[int(scores[mine].argmax())]
         probs: dict[str, dict[str, float]] = {

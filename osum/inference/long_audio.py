@@ -179,7 +179,6 @@ def stitch(task: Task, pieces: Sequence[Piece], results: Sequence[TaskResult], e
         answer=" ".join(answers) if answers else None,
         segments=tuple(segments),
         label_share=share if task.label_fields else None,
-        no_speech_prob=min((r.no_speech_prob for r in results if r.no_speech_prob is not None), default=None),
         avg_logprob=sum(scores) / len(scores) if scores else None,
         compression_ratio=compression_ratio(transcript or raw),
     )
