@@ -2,7 +2,8 @@
 
 ``osum`` (LLM) models read a natural-language instruction (a prompt of the task, or the user's own) and answer
 with the ASR+X text ending in the LLM's end token. ``whisper`` (stage-1) models read a task tag token after
-``<|startoftranscript|>`` and answer with the same ASR+X text ending in ``<|endoftext|>``.
+``<|startoftranscript|>`` and answer with the same ASR+X text ending in ``<|endoftext|>``; those with label heads
+(``decoder.label_heads``) read Whisper's own prompt and answer with the transcript alone, as Whisper writes it.
 """
 
 from __future__ import annotations
@@ -117,10 +118,18 @@ class WhisperCodec:
         words: Sequence[Word] | None = None,
         answer: str | None = None,
     ) -> list[int]:
+        if self.label_heads:
+            # the decoder writes the transcript alone, as Whisper does (the heads answer the labels): the text as
+            # written (case, punctuation), nothing for a clip without speech, and no target (``[]``: the row
+            # trains only the heads) for a task that carries no transcript
+            if not task.has_transcript:
+                return []
+            spoken = "" if task.is_nonspeech(text, labels, words, answer) else (text or "").strip()
+            body = " " + spoken if spoken else ""
+        else:
+            body = " " + task.target(text, labels, words, answer)
         # Whisper's BPE expects a leading space before the first word, as in its own transcripts.
-        return self.tokenizer(" " + task.target(text, labels, words, answer), add_special_tokens=False)[
-            "input_ids"
-        ] + [self.eos_id]
+        return self.tokenizer(body, add_special_tokens=False)["input_ids"] + [self.eos_id]
 
     def decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True).strip()

@@ -14,10 +14,14 @@ def spec_augment(
     max_time: int = 50,
     freq_masks: int = 2,
     max_freq: int = 10,
+    frames: int | None = None,
 ) -> torch.Tensor:
-    """feats ``(T, M)`` -> a masked copy (masked cells set to 0, as WeNet does). ``rng`` makes it reproducible."""
+    """feats ``(T, M)`` -> a masked copy (masked cells set to 0, as WeNet does). ``rng`` makes it reproducible.
+    ``frames``: time masks fall within the first ``frames`` rows only (a cached encoder window: the clip's own
+    frames), channel masks span all rows."""
     out = feats.clone()
-    t, m = out.shape
+    m = out.shape[1]
+    t = out.shape[0] if frames is None else min(frames, out.shape[0])
     for _ in range(time_masks):
         width = rng.randint(0, min(max_time, max(t - 1, 0)))
         start = rng.randint(0, max(t - width, 0))

@@ -28,6 +28,7 @@ from osum.data.reader import read_any
 from osum.data.sampler import ItemInfo, filter_items, plan_epoch
 from osum.errors import ConfigError, OsumError
 from osum.model.adaptor import num_speech_tokens
+from osum.model.encoder import encoder_frames
 from osum.model.osum import Batch
 from osum.tasks import LABEL_FIELDS, attribute_classes, get_task, normalize_text
 
@@ -182,7 +183,13 @@ class BatchSet(torch.utils.data.Dataset):
                     if self.train and cfg.spec_augment:  # masks of frames (half as many) and channels
                         channels = cfg.max_freq_mask * cached.shape[1] // d.n_mels
                         cached = spec_augment(
-                            cached, rng, cfg.time_masks, cfg.max_time_mask // 2, cfg.freq_masks, channels
+                            cached,
+                            rng,
+                            cfg.time_masks,
+                            cfg.max_time_mask // 2,
+                            cfg.freq_masks,
+                            channels,
+                            frames=int(encoder_frames(n_mel)),
                         )
                     frames.append(cached)
                     # the mel length is all the model needs of the features when it has the encoder's output

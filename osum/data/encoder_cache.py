@@ -7,10 +7,12 @@ same frames for a clip at every epoch and in every stage that reads it. Run on a
 (``encoder.pad_to_window``) it costs about half a second of CPU per clip, more than the rest of a CTC step; cached,
 a stage pays it once per clip, and the next stages on the same corpus not at all.
 
-A cache folder holds one ``<key>.npz`` per clip (float16 ``(T1, D)``, the clip's own frames, and its mel length) and
-``fingerprint.txt``, a hash of the encoder's weights and settings: a folder written by another encoder is refused,
-never silently mixed in. SpecAugment then masks spans of frames and channels of the cached output instead of
-log-mel frames and bins (:func:`osum.data.augment.spec_augment` on ``(T1, D)``).
+A cache folder holds one ``<key>.npz`` per clip (float16 frames and the clip's mel length) and ``fingerprint.txt``,
+a hash of the encoder's weights and settings: a folder written by another encoder is refused, never silently mixed
+in. An encoder that runs on a padded window (``encoder.pad_to_window``) stores the whole window ``(W, D)``, since
+Whisper's decoder reads all of it (the label heads and the adaptor read the clip's own first ``T1`` frames);
+otherwise the clip's own frames ``(T1, D)``. SpecAugment then masks spans of the clip's frames and channels of the
+cached output instead of log-mel frames and bins (:func:`osum.data.augment.spec_augment`).
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ FINGERPRINT_FILE = "fingerprint.txt"
 def encoder_fingerprint(encoder: WhisperEncoder) -> str:
     """A hash of the encoder's weights and settings (what its frames depend on)."""
     h = hashlib.blake2b(digest_size=12)
+    # "window": the stored layout (whole window for pad_to_window encoders); caches of the older own-frames layout
+    # get another fingerprint and are refused
+    h.update(b"window" if encoder.config.pad_to_window else b"own")
     h.update(repr(encoder.config).encode())
     for name, tensor in sorted(encoder.state_dict().items()):
         h.update(name.encode())
@@ -71,8 +76,8 @@ class EncoderCache:
         return self.folder / f"{clip_key(u)}.npz"
 
     def load(self, u: Utterance) -> tuple[torch.Tensor, int]:
-        """The clip's frames ``(T1, D)`` float32 and its mel length ``T``; OsumError naming the clip if they were
-        never written."""
+        """The clip's frames float32 (``(W, D)``, the whole window, for a ``pad_to_window`` encoder, else
+        ``(T1, D)``) and its mel length ``T``; OsumError naming the clip if they were never written."""
         path = self.path(u)
         try:
             with np.load(path) as data:
@@ -81,7 +86,7 @@ class EncoderCache:
             raise OsumError(f"{u.key}: no cached encoder frames at {path} ({exc})") from None
 
     def write(self, u: Utterance, frames: torch.Tensor, mel_frames: int) -> None:
-        """Store ``frames`` ``(T1, D)`` of a clip of ``mel_frames`` mel frames; written under a temporary name,
+        """Store ``frames`` ``(W or T1, D)`` of a clip of ``mel_frames`` mel frames; written under a temporary name,
         then renamed (a kill leaves no half-written file)."""
         path = self.path(u)
         tmp = path.with_name(path.stem + ".tmp.npz")
@@ -110,7 +115,8 @@ def fill_cache(
 ) -> int:
     """Compute and store the frames of every clip of ``utterances`` not yet cached -> how many were written.
 
-    Clips are encoded in length-sorted batches; a padded batch gives each clip the frames it gets alone."""
+    Clips are encoded in length-sorted batches; a padded batch gives each clip the frames it gets alone. A
+    ``pad_to_window`` encoder's whole window is stored (see the module docstring)."""
     from osum.data.collate import collate
 
     cache.check(encoder_fingerprint(encoder))
@@ -127,14 +133,16 @@ def fill_cache(
         from tqdm import tqdm
 
         steps = tqdm(steps, desc="encoder cache", unit="batch")
+    window = encoder.config.pad_to_window
     was_training = encoder.training
     encoder.eval()
     for start in steps:
         chunk = order[start : start + batch_size]
         batch = collate([mels[i] for i in chunk], [[] for _ in chunk], [[] for _ in chunk])
-        frames, lengths = encoder(batch.feats.to(device), batch.feat_lengths.to(device))
+        frames, lengths = encoder(batch.feats.to(device), batch.feat_lengths.to(device), keep_window=window)
         for row, i in enumerate(chunk):
-            cache.write(todo[i], frames[row, : int(lengths[row])].float(), int(batch.feat_lengths[row]))
+            keep = frames.shape[1] if window else int(lengths[row])
+            cache.write(todo[i], frames[row, :keep].float(), int(batch.feat_lengths[row]))
     encoder.train(was_training)
     log.info("encoder cache %s: %d clips written", cache.folder, len(todo))
     return len(todo)

@@ -28,13 +28,14 @@ class ItemInfo:
 
 
 def filter_items(items: Sequence[ItemInfo], cfg: DataConfig) -> tuple[list[ItemInfo], Counter]:
-    """OSUM's filters: duration range, 1..max label tokens, LLM sequence <= max. Returns kept items and reasons."""
+    """OSUM's filters: duration range, at most max label tokens, LLM sequence <= max. Returns kept items and reasons.
+    (An empty target only comes from a label-heads Whisper's task without a transcript: the row trains the heads.)"""
     kept, dropped = [], Counter()
     for it in items:
         seconds = it.mel_frames / 100
         if not cfg.min_seconds <= seconds <= cfg.max_seconds:
             dropped["duration"] += 1
-        elif not 1 <= it.label_tokens <= cfg.max_label_tokens:
+        elif it.label_tokens > cfg.max_label_tokens:
             dropped["label_tokens"] += 1
         elif it.llm_tokens > cfg.max_total_tokens:
             dropped["total_tokens"] += 1

@@ -94,7 +94,11 @@ class OsumModel(nn.Module):
         self.label_tokens: LabelTokens | None = None
         if config.adaptor.label_tokens:
             self.label_tokens = LabelTokens(
-                config.encoder.d_model, config.llm.hidden_size, config.label_fields, config.label_pitch
+                config.encoder.d_model,
+                config.llm.hidden_size,
+                config.label_fields,
+                config.label_pitch,
+                config.label_head,
             )
         self.llm = build_llm(config.llm, config.lora, dtype)
 
@@ -108,6 +112,7 @@ class OsumModel(nn.Module):
                 self.config.llm.hidden_size,
                 self.config.label_fields,
                 self.config.label_pitch,
+                self.config.label_head,
             ).to(device)
             self.config.adaptor.label_tokens = True
         return self.label_tokens
@@ -161,8 +166,9 @@ class OsumModel(nn.Module):
         """feats ``(B, T, M)``, lengths ``(B,)`` -> the adaptor's frames (and the label tokens, if any).
         ``frames`` ``(B, T1, D)``: the encoder's output when it is cached (``Batch.encoder_frames``); ``pitch``
         ``(B, 4)``: F0 statistics for label tokens built with ``label_pitch`` (``Batch.pitch``)."""
-        if frames is not None:
-            enc, enc_lengths = frames, encoder_frames(feat_lengths)
+        if frames is not None:  # a cached window (pad_to_window) is cut to the batch's own frames
+            enc_lengths = encoder_frames(feat_lengths)
+            enc = frames[:, : int(enc_lengths.max())]
         else:
             enc, enc_lengths = self.encoder(feats, feat_lengths)
         speech, speech_lengths = self.adaptor(enc, enc_lengths)

@@ -125,7 +125,12 @@ class WhisperTaskModel(nn.Module):
         self.encoder = WhisperEncoder(config.encoder)
         self.decoder = WhisperDecoder(config.decoder)
         self.label_tokens = (
-            LabelTokens(config.encoder.d_model, fields=config.label_fields, pitch=config.label_pitch)
+            LabelTokens(
+                config.encoder.d_model,
+                fields=config.label_fields,
+                pitch=config.label_pitch,
+                head=config.label_head,
+            )
             if config.decoder.label_heads
             else None
         )
@@ -193,30 +198,34 @@ class WhisperTaskModel(nn.Module):
     def forward(
         self, batch: Batch, output_hidden_states: bool = False, full_logits: bool = True
     ) -> OsumOutput:
-        heads_only = self.label_tokens is not None and not any(
-            p.requires_grad for p in self.decoder.parameters()
+        decoder_trains = any(p.requires_grad for p in self.decoder.parameters())
+        heads = self.label_tokens is not None and (
+            not decoder_trains or any(p.requires_grad for p in self.label_tokens.parameters())
         )
-        if batch.encoder_frames is not None and not heads_only:
-            raise ValueError(
-                "data.encoder_cache holds the clips' own encoder frames: enough for the label heads, but the "
-                "decoder reads the whole window; train the decoder without the cache"
-            )
         if batch.encoder_frames is not None:
             enc, enc_lengths = batch.encoder_frames, encoder_frames(batch.feat_lengths)
+            window = self.config.encoder.max_positions
+            if decoder_trains and not (self.config.encoder.pad_to_window and enc.shape[1] == window):
+                raise ValueError(
+                    f"data.encoder_cache holds {enc.shape[1]} frames per clip, but the decoder reads the encoder's "
+                    f"whole {window}-frame window: train the decoder on a cache of an encoder with "
+                    "encoder.pad_to_window (which stores the window), or without the cache"
+                )
         else:
             enc, enc_lengths = self.encode(batch)
-        if heads_only:  # a frozen decoder: only the label classifiers learn, and the decoder is not run
+        heads_loss = None
+        if heads:  # the label classifiers on the clip's own frames
             if batch.attributes is None:
                 raise ValueError(
                     "training the label heads needs the batch's label classes (Batch.attributes)"
                 )
             logits = self.label_logits(enc, enc_lengths, batch.pitch)
-            loss = LabelTokens.loss(logits, batch.attributes.to(enc.device))
-            if loss is None:  # a batch without any label: nothing to learn, but a loss to report
-                loss = enc.sum() * 0.0
-            # the heads' loss is this run's whole loss (and its valid_loss)
+            heads_loss = LabelTokens.loss(logits, batch.attributes.to(enc.device))
+            if heads_loss is None:  # a batch without any label: nothing to learn, but a loss to report
+                heads_loss = enc.sum() * 0.0
+        if heads and not decoder_trains:  # a frozen decoder is not run: the heads' loss is the whole loss
             return OsumOutput(
-                loss=loss,
+                loss=heads_loss,
                 logits=None,
                 labels=None,
                 attention_mask=None,
@@ -228,7 +237,12 @@ class WhisperTaskModel(nn.Module):
         hidden = self.decoder(ids, 0, enc, mask, self.cross_mask(enc, enc_lengths))
         scored = labels != IGNORE_INDEX
         logits = self.logits(hidden) if full_logits else self.logits(hidden[scored])
-        loss = F.cross_entropy((logits[scored] if full_logits else logits).float(), labels[scored])
+        if bool(scored.any()):
+            loss = F.cross_entropy((logits[scored] if full_logits else logits).float(), labels[scored])
+        else:  # no row with a decoder target (e.g. label-only rows of a label-heads model): nothing to learn
+            loss = hidden.sum() * 0.0
+        if heads_loss is not None:  # decoder and heads learn together: the sum of both losses
+            loss = loss + heads_loss
         return OsumOutput(
             loss,
             logits,

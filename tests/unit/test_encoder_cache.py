@@ -55,21 +55,25 @@ def test_a_padded_window_batch_equals_each_clip_alone_and_keeps_its_own_frames()
     torch.testing.assert_close(window[:, : both.shape[1]], both)
 
 
-def test_the_cache_holds_each_clips_frames_and_refuses_another_encoder(tmp_path):
+@pytest.mark.parametrize("pad", [True, False])
+def test_the_cache_holds_each_clips_frames_and_refuses_another_encoder(tmp_path, pad):
+    """A window-padding encoder's cache holds the whole window (its decoder reads all of it), another's the
+    clip's own frames; each equals the clip encoded alone."""
     manifest = write_toy_corpus(tmp_path / "corpus", n=6)
     clips = list(read_any(manifest))
-    enc = tiny_encoder(pad=True)
+    enc = tiny_encoder(pad=pad)
     cache = EncoderCache(tmp_path / "cache")
     assert fill_cache(cache, enc, clips, batch_size=4) == len({u.audio for u in clips})
     assert fill_cache(cache, enc, clips) == 0  # all there: nothing recomputed
     frames, n_mel = cache.load(clips[0])
     mel = log_mel_spectrogram(load_utterance_audio(clips[0]))
     with torch.no_grad():
-        alone, _ = enc(mel[None], torch.tensor([mel.shape[0]]))
+        alone, _ = enc(mel[None], torch.tensor([mel.shape[0]]), keep_window=True)
     assert n_mel == mel.shape[0] and frames.shape == alone[0].shape
+    assert frames.shape[0] == (enc.config.max_positions if pad else (mel.shape[0] + 1) // 2)
     torch.testing.assert_close(frames, alone[0], atol=2e-3, rtol=2e-3)  # stored as float16
     with pytest.raises(ConfigError, match="another encoder"):
-        fill_cache(cache, tiny_encoder(pad=False), clips)
+        fill_cache(cache, tiny_encoder(pad=not pad), clips)
     (cache.path(clips[1])).unlink()
     with pytest.raises(OsumError, match="no cached encoder frames"):
         cache.load(clips[1])
@@ -113,3 +117,36 @@ def test_the_trainer_refuses_a_cache_for_an_encoder_that_trains(tmp_path):
     with pytest.raises(ConfigError, match="encoder that does not train"):
         Trainer(run)
     assert not list(tmp_path.glob("c/*.npz"))
+
+
+def test_a_whisper_decoder_and_its_label_heads_train_on_cached_windows(tmp_path):
+    """A label-heads Whisper whose decoder trains: a batch read from the cache gives the loss of one that runs the
+    encoder (decoder + heads), and its decoder targets are the transcripts alone, as Whisper writes them."""
+    import osum
+    from osum.training.optim import set_trainable
+
+    manifest = write_toy_corpus(tmp_path / "corpus", n=4)
+    base = osum.load("mini-stage1-base", device="cpu")  # Whisper tiny.en with (untrained) label heads
+    model, cfg = base.model.eval(), base.config
+    assert cfg.encoder.pad_to_window and cfg.decoder.label_heads
+    set_trainable(model, ["decoder_layers", "label_tokens"])
+    codec = base.codec(random_prompt=False)
+    plain = DataConfig(spec_augment=False, num_workers=0)
+    cached = dataclasses.replace(plain, encoder_cache=str(tmp_path / "cache"))
+    entries = [DatasetEntry(path=str(manifest))]
+    a, b = (TrainingData(entries, c, codec, pitch=True) for c in (plain, cached))
+    fill_cache(b.cache, model.encoder, b.utterances)
+    batches = a.plan(0)
+    x, _ = a.batch_set(batches, 0)[0]
+    y, _ = b.batch_set(batches, 0)[0]
+    assert y.encoder_frames is not None and y.encoder_frames.shape[1] == cfg.encoder.max_positions
+    texts = {codec.decode(row[: int(n)].tolist()) for row, n in zip(y.target_ids, y.target_lengths, strict=True)}
+    assert texts <= {u.text.strip() for u in b.utterances} | {""}
+    assert not any("<" in t for t in texts)  # no label tags: the heads answer those
+    out_x, out_y = model(x), model(y)
+    torch.testing.assert_close(out_x.loss, out_y.loss, atol=2e-3, rtol=2e-3)
+    assert out_y.logits is not None  # the decoder ran (its loss is part of the total)
+    heads_alone = model.label_tokens.loss(
+        model.label_logits(y.encoder_frames, (y.feat_lengths + 1) // 2, y.pitch), y.attributes
+    )
+    assert float(out_y.loss) > float(heads_alone) > 0
