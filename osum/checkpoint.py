@@ -58,6 +58,10 @@ def model_class(config: ModelConfig) -> type[OsumModel] | type[WhisperTaskModel]
     classes = {"osum": OsumModel, "whisper": WhisperTaskModel}
     if config.architecture not in classes:
         raise CheckpointError(f"unknown architecture {config.architecture!r}; known: {sorted(classes)}")
+    from osum.model.label_tokens import LABEL_HEADS
+
+    if config.label_head not in LABEL_HEADS:
+        raise CheckpointError(f"unknown label_head {config.label_head!r}; known: {list(LABEL_HEADS)}")
     return classes[config.architecture]
 
 

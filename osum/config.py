@@ -143,6 +143,9 @@ class ModelConfig:
     # not in OSUM: the label classifiers also read the clip's F0 statistics (osum/data/pitch.py); the gender one
     # reads them alone (it learnt the training voices from the encoder frames)
     label_pitch: bool = False
+    # how the label classifiers read the encoder frames (osum.model.label_tokens.LABEL_HEADS): "trunk" (a per-frame
+    # layer, then mean and spread) or "linear" (mean and spread of the frames, standardised, one linear layer)
+    label_head: str = "trunk"
     trained: bool = True  # False while the adaptor is randomly initialised (say so to users)
 
     @property

@@ -43,7 +43,7 @@ def load_encoder_from(model: torch.nn.Module, source: str | os.PathLike) -> None
 
 def load_label_heads_from(model: OsumModel | WhisperTaskModel, source: str | os.PathLike) -> None:
     """Give ``model`` the label classifiers of another model (e.g. stage 1's ``models/mini-stage1``): the trunk and
-    heads of its label tokens, and whether they read pitch (``label_pitch``). The class vectors the LLM reads
+    heads of its label tokens, whether they read pitch (``label_pitch``) and how (``label_head``). The class vectors the LLM reads
     (osum models' soft label tokens) stay ``model``'s own. Both must read the same encoder and label fields."""
     mine = model.label_tokens
     if mine is None:
@@ -59,9 +59,10 @@ def load_label_heads_from(model: OsumModel | WhisperTaskModel, source: str | os.
     if other.config.encoder != model.config.encoder:
         raise ConfigError(f"train.init_label_heads: {source} reads another encoder than this model")
     hidden = next(iter(mine.values.values())).shape[1] if len(mine.values) else 0
-    new = LabelTokens(model.config.encoder.d_model, hidden, list(mine.fields), theirs.pitch)
+    new = LabelTokens(model.config.encoder.d_model, hidden, list(mine.fields), theirs.pitch, theirs.head)
     state = {k: v for k, v in theirs.state_dict().items() if not k.startswith("values.")}
     state.update({k: v for k, v in mine.state_dict().items() if k.startswith("values.")})
     new.load_state_dict(state, strict=True)
     model.label_tokens = new.to(next(mine.parameters()).device)
     model.config.label_pitch = theirs.pitch
+    model.config.label_head = theirs.head

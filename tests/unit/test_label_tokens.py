@@ -123,3 +123,25 @@ def test_a_model_without_them_gets_them_and_its_config_says_so():
     # a model built from the saved config has the same parameters (a strict load works)
     rebuilt = OsumModel(m.config)
     assert set(rebuilt.state_dict()) == set(m.state_dict())
+
+
+def test_linear_heads_standardise_the_pooled_frames_and_ignore_padding():
+    """label_head "linear": the clip's frame mean and spread, standardised by the training batches' statistics,
+    one linear layer per field; a padded row gives the logits of the clip alone, and the statistics export."""
+    torch.manual_seed(0)
+    heads = LabelTokens(8, fields=["gender", "emotion"], pitch=True, head="linear")
+    assert [n for n, _ in heads.named_buffers()] == ["norm.running_mean", "norm.running_var", "norm.num_batches_tracked"]
+    frames = torch.randn(3, 20, 8) * torch.tensor([100.0] * 4 + [0.01] * 4)  # channels of very different scale
+    lengths, pitch = torch.tensor([20, 13, 7]), torch.randn(3, 4)
+    heads.train()
+    for _ in range(200):  # the running statistics converge to the batches'
+        heads(frames, lengths, pitch)
+    heads.eval()
+    logits, tokens = heads(frames, lengths, pitch)
+    assert tokens is None and logits["emotion"].shape == (3, len(LABEL_FIELDS["emotion"].values))
+    mean = heads.norm.running_mean[:8]
+    assert mean[:4].abs().max() > 1 and mean[4:].abs().max() < 0.1  # per channel: the scales are learnt apart
+    alone, _ = heads(frames[1:2, :13], lengths[1:2], pitch[1:2])
+    torch.testing.assert_close(alone["emotion"], logits["emotion"][1:2], atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="label_head 'deep'"):
+        LabelTokens(8, head="deep")
