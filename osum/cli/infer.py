@@ -11,31 +11,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
 from osum.cli.common import add_decoding_args, add_guard_args, decoding_options, load_model
+from osum.labelling.inputs import display_name, expand
 
 HELP = "run OSUM tasks on audio files or folders"
-AUDIO_SUFFIXES = (
-    ".wav",
-    ".flac",
-    ".ogg",
-    ".opus",
-    ".mp3",
-    ".m4a",
-    ".aac",
-    ".wma",
-    ".aiff",
-    ".aif",
-    ".au",
-    ".sph",
-)
-
-
 def add_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "files", nargs="+", help="audio files (wav, flac, ogg, mp3, ...) or folders (searched recursively)"
@@ -60,24 +43,6 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     add_guard_args(p)
     p.add_argument("--sample", action="store_true", help="sample instead of greedy/beam decoding")
     p.add_argument("--seed", type=int, help="seed for --sample")
-
-
-def display_name(path: str) -> str:
-    """``path`` as it appears in records: a name that is not valid UTF-8 keeps its bytes as ``\\xNN`` escapes."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
-
-
-def expand(inputs: list[str]) -> Iterator[str]:
-    """Files as given; folders replaced by their audio files (recursive, sorted, by extension)."""
-    for item in inputs:
-        if os.path.isdir(item):
-            for root, dirs, names in os.walk(item):
-                dirs.sort()
-                for name in sorted(names):
-                    if name.lower().endswith(AUDIO_SUFFIXES):
-                        yield os.path.join(root, name)
-        else:
-            yield item
 
 
 def answered(out: Path) -> set[str]:

@@ -9,11 +9,12 @@ import warnings
 from collections.abc import Sequence
 
 from osum import __version__
-from osum.cli import convert, data, demo, evaluate, export, infer, serve, tasks, train
+from osum.cli import convert, data, demo, evaluate, export, infer, label, serve, tasks, train
 from osum.errors import OsumError
 
 COMMANDS = {
     "infer": infer,
+    "label": label,
     "demo": demo,
     "convert-osum": convert,
     "tasks": tasks,

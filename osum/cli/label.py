@@ -1,0 +1,206 @@
+"""``osum label INPUT... --out RECORDS.jsonl``: label a corpus with every task, one record per recording, resumable.
+
+INPUT: audio files, folders (searched recursively), manifests (ours, OSUM raw JSONL, Lhotse) or OSUM tar shards.
+Records are appended a chunk at a time (flushed and synced): after a kill, the same command with ``--resume``
+labels only what is missing. ``--lhotse`` and ``--shards`` also write the labelled corpus as a Lhotse CutSet or as
+OSUM tar shards for ``osum train``. Under ``torchrun --nproc_per_node N`` each process labels every N-th clip and
+the records are merged in input order at the end (see :mod:`osum.labelling.runner`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from osum.cli.common import add_decoding_args, add_guard_args, decoding_options
+
+HELP = "label a corpus (folders, manifests, shards) with every task; resumable, multi-process"
+
+
+def add_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("inputs", nargs="+", help="audio files, folders, manifests (any format osum reads) or shards")
+    p.add_argument("--out", required=True, help="the records file (JSON lines, one per recording)")
+    p.add_argument("--model", default="mini", help="checkpoint directory or preset (default: mini)")
+    p.add_argument("--tasks", default="all", help="comma-separated tasks (default 'all': the paper's eight)")
+    p.add_argument("--resume", action="store_true", help="keep the records in --out and label only the rest")
+    p.add_argument("--limit", type=int, help="only the first N clips of the input")
+    p.add_argument("--dry-run", action="store_true", help="count the clips and their audio hours, label nothing")
+    p.add_argument(
+        "--min-confidence",
+        dest="min_label_prob",
+        type=float,
+        default=0.0,
+        help="keep a label only when its probability reaches this (else null); same as --min-label-prob",
+    )
+    p.add_argument("--lhotse", help="also write the labelled corpus as a Lhotse CutSet (.jsonl or .jsonl.gz)")
+    p.add_argument("--shards", help="also write it as OSUM tar shards (a folder) for osum train")
+    p.add_argument("--shard-size", type=int, default=1000, help="examples per tar shard (default 1000)")
+    p.add_argument("--chunk", type=int, default=0, help="clips decoded together (default: 4 x --batch-size)")
+    p.add_argument(
+        "--max-audio-seconds", type=float, default=None, help="longer clips become error records (default 4 h)"
+    )
+    add_decoding_args(p)
+    add_guard_args(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from osum import __version__
+    from osum.inference.long_audio import MAX_AUDIO_SECONDS
+    from osum.labelling.inputs import count_inputs, is_manifest, iter_inputs
+    from osum.labelling.records import RecordFile, read_records
+    from osum.labelling.runner import (
+        every,
+        label_clips,
+        merge_parts,
+        part_files,
+        part_path,
+        rank_and_world,
+        recorded_keys,
+    )
+    from osum.tasks import parse_task_list
+
+    tasks = [t.name for t in parse_task_list(args.tasks)]
+    if args.limit is not None and args.limit < 1:
+        raise SystemExit("osum label: --limit must be at least 1")
+    if args.dry_run:
+        clips, seconds, unknown = count_inputs(args.inputs, args.limit)
+        note = f" ({unknown} of unknown length)" if unknown else ""
+        print(f"osum label: {clips} clips, {seconds / 3600:.3f} h of audio{note}; {len(tasks)} tasks each")
+        return 0
+    rank, world, local_rank = rank_and_world()
+    out = Path(args.out)
+    dist = _init_distributed(world)
+    if rank == 0:
+        if not args.resume:
+            out.unlink(missing_ok=True)
+            for part in part_files(out):
+                part.unlink()
+        elif world == 1:
+            merge_parts(out)  # parts of an earlier multi-process run
+    _barrier(dist)
+    done = recorded_keys(out) if args.resume else set()
+    _barrier(dist)  # every process has read what is recorded before any appends again
+    if args.device is None and world > 1:
+        import torch
+
+        args.device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+    options = decoding_options(args)  # a bad option fails before the model is loaded
+    model = _load(args, rank)
+    info = {"id": model.source, "name": model.config.name, "osum": __version__}
+    # the progress bar's total (and ETA), when counting is cheap: not for tar shards (it would read them twice)
+    shards = any(is_manifest(i) and not i.endswith((".jsonl", ".json", ".jsonl.gz", ".json.gz")) for i in args.inputs)
+    total = None if shards else count_inputs(args.inputs, args.limit, seconds=False)[0]
+    sink_path = part_path(out, rank, world) if world > 1 else out
+    bar = _progress(rank, total)
+    with RecordFile(sink_path, resume=args.resume or world > 1) as sink:
+        sink.done |= done
+        if rank == 0:
+            print(
+                f"osum label: {len(tasks)} tasks ({', '.join(tasks)}) with {model.source}, {world} process(es)"
+                + (f"; {len(done)} clips already recorded" if done else ""),
+                file=sys.stderr,
+            )
+        summary = label_clips(
+            model,
+            iter_inputs(args.inputs, on_error="skip"),
+            tasks,
+            options,
+            sink,
+            model_info=info,
+            max_seconds=args.max_audio_seconds or MAX_AUDIO_SECONDS,
+            limit=args.limit,
+            chunk=args.chunk or 4 * options.batch_size,
+            take=every(rank, world) if world > 1 else None,
+            on_chunk=lambda s, seen: _tick(bar, s, seen),
+        )
+    if bar is not None:
+        bar.close()
+    summary = _gather(dist, summary)
+    if rank != 0:
+        return 0
+    merge_parts(out)
+    if args.lhotse or args.shards:
+        from osum.labelling.export import write_label_shards, write_lhotse_cuts
+
+        records = read_records(out)
+        if args.lhotse:
+            n = write_lhotse_cuts(records, args.lhotse)
+            print(f"osum label: {n} cuts in {args.lhotse}", file=sys.stderr)
+        if args.shards:
+            paths = write_label_shards(records, args.shards, args.shard_size)
+            print(f"osum label: {len(paths)} shards in {args.shards}", file=sys.stderr)
+    report = summary.to_dict()
+    Path(f"{out}.summary.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    print(_describe(report, out), file=sys.stderr)
+    return 1 if summary.errors else 0
+
+
+def _load(args: argparse.Namespace, rank: int):
+    from osum.cli.common import load_model
+
+    if rank == 0:
+        return load_model(args)
+    import osum
+
+    return osum.load(args.model, device=args.device, dtype=args.dtype)
+
+
+def _init_distributed(world: int):
+    """torch.distributed (gloo: CPU collectives for the barrier and the summaries) when torchrun started us."""
+    if world <= 1:
+        return None
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("gloo")
+    return dist
+
+
+def _barrier(dist) -> None:
+    if dist is not None:
+        dist.barrier()
+
+
+def _gather(dist, summary):
+    if dist is None:
+        return summary
+    parts: list = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, summary)
+    total = parts[0]
+    for other in parts[1:]:
+        total.merge(other)
+    dist.barrier()  # every part file is closed before process 0 merges them
+    return total
+
+
+def _progress(rank: int, total: int | None):
+    if rank != 0:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="osum label", unit="clip", file=sys.stderr, disable=None)
+
+
+def _tick(bar, summary, seen: int) -> None:
+    if bar is None:
+        return
+    bar.n = seen
+    hours = summary.audio_seconds / 3600
+    rate = summary.recordings / summary.wall_seconds if summary.wall_seconds else 0.0
+    speed = hours / (summary.wall_seconds / 3600) if summary.wall_seconds else 0.0
+    bar.set_postfix_str(f"{rate:.2f} rec/s, {speed:.1f} audio h/h, {summary.errors} errors", refresh=True)
+
+
+def _describe(report: dict, out: Path) -> str:
+    lines = [
+        f"osum label: {report['recordings']} recordings labelled, {report['errors']} errors, "
+        f"{report['resumed']} already recorded; {report['audio_hours']:.3f} h of audio in "
+        f"{report['wall_seconds']:.0f} s ({report['recordings_per_second'] or 0:.2f} rec/s, "
+        f"{report['audio_hours_per_hour'] or 0:.1f} audio h/h); {report['no_speech']} without speech",
+    ]
+    for name, counts in report["labels"].items():
+        lines.append(f"  {name}: " + ", ".join(f"{v} {n}" for v, n in counts.items()))
+    lines.append(f"records: {out} (summary: {out}.summary.json)")
+    return "\n".join(lines)
