@@ -54,12 +54,13 @@ def baseline_wer(recorded) -> float:
     return _wer(osum.load("mini-stage1-base", device="cpu"), recorded["real"])[0]
 
 
-# Measured (recipes/mini/RESULTS.md section 10). Both models' transcripts are the untouched Whisper tiny.en's
+# Measured (recipes/mini/RESULTS.md sections 10-11). Both models' transcripts are the untouched Whisper tiny.en's
 # (mini-stage1 decodes as it does; mini's transcript part comes from it, sources.transcriber), so their WER on the
 # recorded and held-out clips must equal the baseline's. Gender reads the clips' pitch: 93-100% on the held-out
 # plain voices and on the recorded female speaker (bound 90%); on the synthetic test split (unseen espeak-ng
-# variants, robotic ones among them, speed-perturbed and noisy clips) 84% for mini-stage1 over 593 clips, 71% on this
-# test's few (bound 65%); the other label tasks on the same clips together (bound 50%; per task in RESULTS.md).
+# variants, robotic ones among them, speed-perturbed and noisy clips) 92% for mini-stage1 over 593 clips (section
+# 11), 71% on this test's few with section 10's heads (bound 65%); the other label tasks on the same clips
+# together (bound 50%; per task in RESULTS.md).
 MIN_GENDER = 0.9
 MIN_GENDER_SYNTHETIC = 0.65
 MIN_OTHER_LABELS = 0.5
