@@ -118,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
     if bar is not None:
         bar.close()
     summary = _gather(dist, summary)
+    if dist is not None:
+        dist.destroy_process_group()  # the rest (merging the parts) is process 0's, through files
     if rank != 0:
         return 0
     merge_parts(out)
