@@ -17,8 +17,11 @@ from typing import TextIO
 
 from osum.cli.common import add_decoding_args, add_guard_args, decoding_options, load_model
 from osum.labelling.inputs import display_name, expand
+from osum.labelling.records import cut_torn_line
 
 HELP = "run OSUM tasks on audio files or folders"
+
+
 def add_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "files", nargs="+", help="audio files (wav, flac, ogg, mp3, ...) or folders (searched recursively)"
@@ -49,10 +52,8 @@ def answered(out: Path) -> set[str]:
     """The files recorded in ``out`` (JSON lines). A torn last line (a kill mid-write) is cut off first."""
     if not out.exists():
         return set()
+    cut_torn_line(out)
     data = out.read_bytes()
-    if data and not data.endswith(b"\n"):
-        data = data[: data.rfind(b"\n") + 1]
-        out.write_bytes(data)
     done = set()
     for number, line in enumerate(data.decode("utf-8").splitlines(), start=1):
         if not line.strip():

@@ -48,7 +48,7 @@ def add_parser(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from osum import __version__
     from osum.inference.long_audio import MAX_AUDIO_SECONDS
-    from osum.labelling.inputs import count_inputs, is_manifest, iter_inputs
+    from osum.labelling.inputs import count_inputs, is_tar_input, iter_inputs
     from osum.labelling.records import RecordFile, read_records
     from osum.labelling.runner import (
         every,
@@ -89,11 +89,11 @@ def run(args: argparse.Namespace) -> int:
     options = decoding_options(args)  # a bad option fails before the model is loaded
     model = _load(args, rank)
     info = {"id": model.source, "name": model.config.name, "osum": __version__}
-    # the progress bar's total (and ETA), when counting is cheap: not for tar shards (it would read them twice)
-    shards = any(is_manifest(i) and not i.endswith((".jsonl", ".json", ".jsonl.gz", ".json.gz")) for i in args.inputs)
-    total = None if shards else count_inputs(args.inputs, args.limit, seconds=False)[0]
     sink_path = part_path(out, rank, world) if world > 1 else out
-    bar = _progress(rank, total)
+    bar = None
+    if rank == 0:  # the progress bar's total (and ETA) when counting is cheap: not for tar shards (read twice)
+        counted = not any(is_tar_input(i) for i in args.inputs)
+        bar = _progress(count_inputs(args.inputs, args.limit, seconds=False)[0] if counted else None)
     with RecordFile(sink_path, resume=args.resume or world > 1) as sink:
         sink.done |= done
         if rank == 0:
@@ -177,9 +177,7 @@ def _gather(dist, summary):
     return total
 
 
-def _progress(rank: int, total: int | None):
-    if rank != 0:
-        return None
+def _progress(total: int | None):
     from tqdm import tqdm
 
     return tqdm(total=total, desc="osum label", unit="clip", file=sys.stderr, disable=None)
@@ -189,9 +187,7 @@ def _tick(bar, summary, seen: int) -> None:
     if bar is None:
         return
     bar.n = seen
-    hours = summary.audio_seconds / 3600
-    rate = summary.recordings / summary.wall_seconds if summary.wall_seconds else 0.0
-    speed = hours / (summary.wall_seconds / 3600) if summary.wall_seconds else 0.0
+    rate, speed = summary.recordings_per_second or 0.0, summary.audio_hours_per_hour or 0.0
     bar.set_postfix_str(f"{rate:.2f} rec/s, {speed:.1f} audio h/h, {summary.errors} errors", refresh=True)
 
 

@@ -56,6 +56,11 @@ def is_manifest(path: str) -> bool:
     return path.lower().endswith(MANIFEST_SUFFIXES)
 
 
+def is_tar_input(path: str) -> bool:
+    """Tar shards (a tar, a shard list, or a folder holding ``shards.list``): reading them means reading the audio."""
+    return is_manifest(path) and not path.lower().endswith((".jsonl", ".json", ".jsonl.gz", ".json.gz"))
+
+
 def iter_inputs(inputs: Iterable[str], on_error: str = "raise") -> Iterator[Utterance]:
     """The clips of ``inputs`` in order, one per recording (or segment): a manifest that lists a clip once per
     task (a training corpus) gives it once, under its first key. ``on_error``: what a bad manifest line does
@@ -70,7 +75,7 @@ def iter_inputs(inputs: Iterable[str], on_error: str = "raise") -> Iterator[Utte
                 seen.add(where)
                 yield u
             continue
-        if not os.path.isdir(item) and not os.path.exists(item):
+        if not os.path.exists(item):
             raise OsumError(f"{display_name(item)}: no such file or folder")
         found = False
         for path in expand([item]):

@@ -82,14 +82,12 @@ class RecordFile:
         self.path = Path(path)
         self.done: set[str] = read_keys(self.path) if resume else set()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if resume and self.path.exists():  # a kill mid-write left a torn last line: cut it before appending
-            data = self.path.read_bytes()
-            if data and not data.endswith(b"\n"):
-                with self.path.open("r+b") as f:
-                    f.truncate(data.rfind(b"\n") + 1)
+        if resume:
+            cut_torn_line(self.path)
         self._file = self.path.open("a" if resume else "w", encoding="utf-8")
 
     def write(self, records: Iterable[Mapping[str, Any]]) -> None:
+        records = list(records)  # read twice below: the lines, then the keys
         lines = [json.dumps(r, ensure_ascii=False) + "\n" for r in records]
         if not lines:
             return
@@ -108,9 +106,21 @@ class RecordFile:
         self.close()
 
 
+def cut_torn_line(path: str | os.PathLike) -> None:
+    """Cut a JSON-lines file back to its last complete line (a kill mid-write leaves a torn one); its writer calls
+    this before it appends again. A missing file is left missing."""
+    path = Path(path)
+    if not path.exists():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with path.open("r+b") as f:
+            f.truncate(data.rfind(b"\n") + 1)
+
+
 def read_records(path: str | os.PathLike) -> list[dict[str, Any]]:
     """Every complete record of a records file, in order (a torn last line, left by a kill mid-write, is not a
-    record; the file is not changed: only its writer, :class:`RecordFile`, cuts it)."""
+    record; the file is not changed: only its writer cuts it, :func:`cut_torn_line`)."""
     path = Path(path)
     if not path.exists():
         return []
@@ -158,16 +168,24 @@ class Summary:
         for name, value in (record.get("labels") or {}).items():
             self.labels.setdefault(name, Counter())[value if value is not None else "(none)"] += 1
 
+    @property
+    def recordings_per_second(self) -> float | None:
+        return self.recordings / self.wall_seconds if self.wall_seconds else None
+
+    @property
+    def audio_hours_per_hour(self) -> float | None:
+        return self.audio_seconds / self.wall_seconds if self.wall_seconds else None
+
     def to_dict(self) -> dict[str, Any]:
-        hours = self.audio_seconds / 3600
+        rate, speed = self.recordings_per_second, self.audio_hours_per_hour
         return {
             "recordings": self.recordings,
             "errors": self.errors,
             "resumed": self.resumed,
-            "audio_hours": round(hours, 4),
+            "audio_hours": round(self.audio_seconds / 3600, 4),
             "wall_seconds": round(self.wall_seconds, 1),
-            "recordings_per_second": round(self.recordings / self.wall_seconds, 3) if self.wall_seconds else None,
-            "audio_hours_per_hour": round(hours / (self.wall_seconds / 3600), 2) if self.wall_seconds else None,
+            "recordings_per_second": round(rate, 3) if rate is not None else None,
+            "audio_hours_per_hour": round(speed, 2) if speed is not None else None,
             "no_speech": self.no_speech,
             "labels": {n: dict(c.most_common()) for n, c in self.labels.items()},
         }
