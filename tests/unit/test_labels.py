@@ -68,6 +68,32 @@ def test_every_label_gets_a_probability_and_the_best_is_the_answer(tiny):
     assert len(candidates(get_task("age_gender"))) == 6
 
 
+def test_cached_scoring_equals_teacher_forcing_every_candidate_in_full(tiny):
+    """score_labels runs the shared part once and each candidate's tags over its cache: the same numbers as
+    teacher-forcing every whole candidate answer (score_targets), for transcript and label-only tasks."""
+    codec = tiny.codec(random_prompt=False)
+    eos = tiny.config.llm.eos_token_id
+    for seed, (name, transcript) in enumerate([("ser", "the cat sat"), ("age_gender", ""), ("ved", "")]):
+        task = tiny.task(name)
+        feats = _feats(0.7 + 0.4 * seed, seed)
+        prefix = answer_prefix(codec, task, transcript)
+        q = LabelQuery(feats, codec.prompt_ids(task), task, transcript, prefix)
+        got = score_labels(tiny.model, codec, [q], rows_per_pass=3)[0]
+        cands = candidates(task)
+        targets = [codec.ids(task.target(transcript, c)) + [eos] for c in cands]
+        batch = collate([feats] * len(cands), [q.prompt] * len(cands), targets)
+        full = score_targets(tiny.model, batch, [len(t) - len(prefix) for t in targets])
+        probs = full.softmax(0)
+        best = int(full.argmax())
+        assert got.labels == cands[best]
+        assert got.after == targets[best][len(prefix) : -1]
+        assert got.avg_logprob == pytest.approx(float(full[best]) / (len(targets[best]) - len(prefix)), abs=1e-4)
+        for field in task.label_fields:
+            for value in field.values:
+                expected = sum(float(p) for c, p in zip(cands, probs, strict=True) if c[field.name] == value)
+                assert got.probs[field.name][value] == pytest.approx(expected, abs=1e-5)
+
+
 def test_a_low_probability_label_becomes_none():
     probs = {"gender": {"female": 0.55, "male": 0.45}, "age": {"adult": 0.9, "child": 0.05, "old": 0.05}}
     got = thresholded({"gender": "female", "age": "adult"}, probs, 0.6)
