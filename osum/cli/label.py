@@ -4,7 +4,9 @@ INPUT: audio files, folders (searched recursively), manifests (ours, OSUM raw JS
 Records are appended a chunk at a time (flushed and synced): after a kill, the same command with ``--resume``
 labels only what is missing. ``--lhotse`` and ``--shards`` also write the labelled corpus as a Lhotse CutSet or as
 OSUM tar shards for ``osum train``. Under ``torchrun --nproc_per_node N`` each process labels every N-th clip and
-the records are merged in input order at the end (see :mod:`osum.labelling.runner`).
+the records are merged in input order at the end (see :mod:`osum.labelling.runner`); with ``--ray [ADDRESS]`` a
+Ray Data pipeline with a pool of model actors does the work and the driver writes the same records file
+(:mod:`osum.labelling.ray_runner`).
 """
 
 from __future__ import annotations
@@ -20,13 +22,17 @@ HELP = "label a corpus (folders, manifests, shards) with every task; resumable, 
 
 
 def add_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("inputs", nargs="+", help="audio files, folders, manifests (any format osum reads) or shards")
+    p.add_argument(
+        "inputs", nargs="+", help="audio files, folders, manifests (any format osum reads) or shards"
+    )
     p.add_argument("--out", required=True, help="the records file (JSON lines, one per recording)")
     p.add_argument("--model", default="mini", help="checkpoint directory or preset (default: mini)")
     p.add_argument("--tasks", default="all", help="comma-separated tasks (default 'all': the paper's eight)")
     p.add_argument("--resume", action="store_true", help="keep the records in --out and label only the rest")
     p.add_argument("--limit", type=int, help="only the first N clips of the input")
-    p.add_argument("--dry-run", action="store_true", help="count the clips and their audio hours, label nothing")
+    p.add_argument(
+        "--dry-run", action="store_true", help="count the clips and their audio hours, label nothing"
+    )
     p.add_argument(
         "--min-confidence",
         dest="min_label_prob",
@@ -39,17 +45,33 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shard-size", type=int, default=1000, help="examples per tar shard (default 1000)")
     p.add_argument("--chunk", type=int, default=0, help="clips decoded together (default: 4 x --batch-size)")
     p.add_argument(
-        "--max-audio-seconds", type=float, default=None, help="longer clips become error records (default 4 h)"
+        "--max-audio-seconds",
+        type=float,
+        default=None,
+        help="longer clips become error records (default 4 h)",
     )
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        metavar="ADDRESS",
+        help="label on Ray (pip install 'osum[ray]'): a local instance, or the cluster at ADDRESS "
+        "('auto': the one this machine belongs to)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="--ray: model actors (default: one per GPU of the cluster, else one per --worker-cpus CPUs)",
+    )
+    p.add_argument("--worker-cpus", type=int, default=1, help="--ray: CPU threads per actor (default 1)")
     add_decoding_args(p)
     add_guard_args(p)
 
 
 def run(args: argparse.Namespace) -> int:
-    from osum import __version__
     from osum.inference.long_audio import MAX_AUDIO_SECONDS
     from osum.labelling.inputs import count_inputs, is_tar_input, iter_inputs
-    from osum.labelling.records import RecordFile, read_records
+    from osum.labelling.records import RecordFile, model_info
     from osum.labelling.runner import (
         every,
         label_clips,
@@ -71,6 +93,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     rank, world, local_rank = rank_and_world()
     out = Path(args.out)
+    if args.ray is not None:
+        if world > 1:
+            raise SystemExit("osum label: --ray runs from one process; start it without torchrun")
+        return _run_ray(args, tasks, out)
     dist = _init_distributed(world)
     if rank == 0:
         if not args.resume:
@@ -88,10 +114,11 @@ def run(args: argparse.Namespace) -> int:
         args.device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
     options = decoding_options(args)  # a bad option fails before the model is loaded
     model = _load(args, rank)
-    info = {"id": model.source, "name": model.config.name, "osum": __version__}
     sink_path = part_path(out, rank, world) if world > 1 else out
     bar = None
-    if rank == 0:  # the progress bar's total (and ETA) when counting is cheap: not for tar shards (read twice)
+    if (
+        rank == 0
+    ):  # the progress bar's total (and ETA) when counting is cheap: not for tar shards (read twice)
         counted = not any(is_tar_input(i) for i in args.inputs)
         bar = _progress(count_inputs(args.inputs, args.limit, seconds=False)[0] if counted else None)
     with RecordFile(sink_path, resume=args.resume or world > 1) as sink:
@@ -108,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
             tasks,
             options,
             sink,
-            model_info=info,
+            model_info=model_info(model),
             max_seconds=args.max_audio_seconds or MAX_AUDIO_SECONDS,
             limit=args.limit,
             chunk=args.chunk or 4 * options.batch_size,
@@ -123,6 +150,13 @@ def run(args: argparse.Namespace) -> int:
     if rank != 0:
         return 0
     merge_parts(out)
+    return _finish(args, out, summary)
+
+
+def _finish(args: argparse.Namespace, out: Path, summary) -> int:
+    """Exports, the summary file and the report on stderr -> the exit code (1 when a clip failed)."""
+    from osum.labelling.records import read_records
+
     if args.lhotse or args.shards:
         from osum.labelling.export import write_label_shards, write_lhotse_cuts
 
@@ -137,6 +171,58 @@ def run(args: argparse.Namespace) -> int:
     Path(f"{out}.summary.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     print(_describe(report, out), file=sys.stderr)
     return 1 if summary.errors else 0
+
+
+def _run_ray(args: argparse.Namespace, tasks: list[str], out: Path) -> int:
+    """The Ray Data path (:mod:`osum.labelling.ray_runner`): same inputs, records file, resume and summary."""
+    from osum.inference.long_audio import MAX_AUDIO_SECONDS
+    from osum.labelling.inputs import count_inputs, is_tar_input, iter_inputs
+    from osum.labelling.ray_runner import label_with_ray, start_ray
+    from osum.labelling.records import RecordFile
+    from osum.labelling.runner import merge_parts, part_files, recorded_keys
+
+    if args.worker_cpus < 1 or (args.workers is not None and args.workers < 1):
+        raise SystemExit("osum label: --workers and --worker-cpus must be at least 1")
+    options = decoding_options(args)
+    if args.resume:
+        merge_parts(out)  # parts of an earlier torchrun run
+    else:
+        out.unlink(missing_ok=True)
+        for part in part_files(out):
+            part.unlink()
+    done = recorded_keys(out) if args.resume else set()
+    ray = start_ray(args.ray)
+    resources = ray.cluster_resources()
+    gpus = int(resources.get("GPU", 0))
+    workers = args.workers or (gpus or max(1, int(resources.get("CPU", 1)) // args.worker_cpus))
+    counted = not any(is_tar_input(i) for i in args.inputs)
+    bar = _progress(count_inputs(args.inputs, args.limit, seconds=False)[0] if counted else None)
+    print(
+        f"osum label: {len(tasks)} tasks ({', '.join(tasks)}) with {args.model} on Ray: {workers} workers "
+        f"({'1 GPU' if gpus else f'{args.worker_cpus} CPU'} each)"
+        + (f"; {len(done)} clips already recorded" if done else ""),
+        file=sys.stderr,
+    )
+    with RecordFile(out, resume=args.resume) as sink:
+        sink.done |= done
+        summary = label_with_ray(
+            ray,
+            args.model,
+            args.dtype,
+            iter_inputs(args.inputs, on_error="skip"),
+            tasks,
+            options,
+            sink,
+            max_seconds=args.max_audio_seconds or MAX_AUDIO_SECONDS,
+            workers=workers,
+            cpus_per_worker=args.worker_cpus,
+            gpus_per_worker=1.0 if gpus else 0.0,
+            limit=args.limit,
+            chunk=args.chunk or 4 * options.batch_size,
+            on_chunk=lambda s, seen: _tick(bar, s, seen),
+        )
+    bar.close()
+    return _finish(args, out, summary)
 
 
 def _load(args: argparse.Namespace, rank: int):

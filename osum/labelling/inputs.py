@@ -83,7 +83,9 @@ def iter_inputs(inputs: Iterable[str], on_error: str = "raise") -> Iterator[Utte
             name = display_name(path)
             yield Utterance(key=name, audio=path)
         if not found:
-            raise OsumError(f"{display_name(item)}: no audio files in this folder ({', '.join(AUDIO_SUFFIXES)})")
+            raise OsumError(
+                f"{display_name(item)}: no audio files in this folder ({', '.join(AUDIO_SUFFIXES)})"
+            )
 
 
 def audio_seconds(u: Utterance) -> float | None:
@@ -110,7 +112,9 @@ def audio_seconds(u: Utterance) -> float | None:
     return seconds - (u.start or 0.0)
 
 
-def count_inputs(inputs: Iterable[str], limit: int | None = None, seconds: bool = True) -> tuple[int, float, int]:
+def count_inputs(
+    inputs: Iterable[str], limit: int | None = None, seconds: bool = True
+) -> tuple[int, float, int]:
     """(clips, audio seconds of those whose length is known, clips of unknown length) among the first ``limit``
     clips; ``seconds=False`` only counts (no file is opened)."""
     clips, total, unknown = 0, 0.0, 0

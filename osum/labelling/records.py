@@ -31,6 +31,13 @@ def _place(u: Utterance) -> dict[str, Any]:
     return out
 
 
+def model_info(model: Any) -> dict[str, str]:
+    """What a record says about the :class:`osum.Osum` that wrote it: its source, name and the osum version."""
+    from osum import __version__
+
+    return {"id": model.source, "name": model.config.name, "osum": __version__}
+
+
 def error_record(u: Utterance, message: str, model: Mapping[str, str]) -> dict[str, Any]:
     """The record of a clip that could not be labelled (unreadable, too long, ...)."""
     return {**_place(u), "model": dict(model), "error": message}
@@ -51,7 +58,9 @@ def label_record(
     if spoken is not None and spoken.segments is not None:
         record["segments"] = [s.to_dict() for s in spoken.segments]
     timed = next((r for r in ordered if r.words is not None), None)
-    record["words"] = [w.to_dict() for w in timed.words] if timed is not None and timed.words is not None else None
+    record["words"] = (
+        [w.to_dict() for w in timed.words] if timed is not None and timed.words is not None else None
+    )
     labels: dict[str, str | None] = {}
     probs: dict[str, dict[str, float]] = {}
     for r in ordered:

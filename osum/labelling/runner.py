@@ -162,7 +162,11 @@ def merge_parts(out: str | os.PathLike) -> int:
 def rank_and_world() -> tuple[int, int, int]:
     """(rank, world size, local rank) from torchrun's environment; (0, 1, 0) for a single process."""
     try:
-        return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
+        return (
+            int(os.environ.get("RANK", 0)),
+            int(os.environ.get("WORLD_SIZE", 1)),
+            int(os.environ.get("LOCAL_RANK", 0)),
+        )
     except ValueError as exc:
         raise OsumError(f"RANK / WORLD_SIZE / LOCAL_RANK must be integers ({exc})") from None
 

@@ -172,6 +172,25 @@ def test_two_processes_under_torchrun_give_the_same_records(corpus, reference, t
     assert summary["recordings"] == 7 and summary["errors"] == 1
 
 
+def test_local_ray_with_two_workers_gives_the_same_records_and_resumes(corpus, reference, tmp_path):
+    """Ray Data: decode tasks, two model actors; records in input order, identical to one process; a resumed run
+    (half the records already there) labels only the rest."""
+    out = tmp_path / "rec.jsonl"
+    args = [str(corpus), "--model", MODEL, "--out", str(out), "--chunk", "2", "--ray", "--workers", "2"]
+    proc = label(*args, timeout=900)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "on Ray: 2 workers (1 CPU each)" in proc.stderr
+    assert comparable(records(out)) == comparable(records(reference / "rec.jsonl"))
+    summary = json.loads((tmp_path / "rec.jsonl.summary.json").read_text())
+    assert summary["recordings"] == 7 and summary["errors"] == 1
+    kept = out.read_text(encoding="utf-8").splitlines(keepends=True)[:4]
+    out.write_text("".join(kept) + '{"key": "torn', encoding="utf-8")  # a kill after four records
+    again = label(*args, "--resume", timeout=900)
+    assert again.returncode == 1, again.stderr[-3000:]
+    assert "4 clips already recorded" in again.stderr
+    assert comparable(records(out)) == comparable(records(reference / "rec.jsonl"))
+
+
 def test_every_output_format_reads_back(reference):
     from lhotse import CutSet
 
