@@ -64,6 +64,8 @@ def _mini() -> ModelConfig:
         ),
         prompt_language="en",
         label_fields=LABEL_FIELDS_WITH_SPEECH,
+        # a label answer's score adds the classifiers' log-probability to the LLM's (RESULTS.md section 12)
+        label_fusion=True,
         trained=False,
     )
 

@@ -73,7 +73,6 @@ class Query:
     prompt: str | None = None
 
 
-
 class Engine:
     """Answers :class:`Query` lists with one model, its tokenizer and prompt sets (see the module docstring)."""
 
@@ -233,7 +232,9 @@ class Engine:
                     task.parse(text), avg_logprob=mean, compression_ratio=compression_ratio(text)
                 )
         labelled = [it for it in items if it[2].label_fields and isinstance(self.model, OsumModel)]
-        if labelled:  # every label value's probability given the transcript (the answer stays the generated one)
+        if (
+            labelled
+        ):  # every label value's probability given the transcript (the answer stays the generated one)
             queries_ = []
             for index, feat, task, ids in labelled:
                 heard = normalize_text(results[index].transcript or "") if task.has_transcript else ""  # type: ignore[union-attr]
@@ -262,7 +263,9 @@ class Engine:
             raise TaskError("a Whisper (stage-1) model takes a task, not a free-text prompt")
         tasks = [self.task(query.task) for query in queries]
         clip_of, waves = _clips(queries)
-        timed = {i for i, t in zip(clip_of, tasks, strict=True) if t.name == "srwt"}  # clips asked for word times
+        timed = {
+            i for i, t in zip(clip_of, tasks, strict=True) if t.name == "srwt"
+        }  # clips asked for word times
         feats = [log_mel_spectrogram(w, self.config.encoder.n_mels) for w in waves]
         pitch = [pitch_features(w) for w in waves] if self.config.label_pitch else None
         codec = self.codec()
@@ -365,6 +368,8 @@ class Engine:
         speech_head = (
             self.config.trained and model.label_tokens is not None and "speech" in model.label_tokens.fields
         )
+        fusion = self.config.trained and self.config.label_fusion and model.label_tokens is not None
+        priors: list[dict[str, torch.Tensor] | None] = [None] * len(waves)  # classifiers' log-probs per clip
         for chunk in chunks:
             done = self.transcriber.transcribe(
                 [feats[i] for i in chunk],
@@ -374,13 +379,17 @@ class Engine:
             )
             for i, t in zip(chunk, done, strict=True):
                 heard[i] = t
-            if speech_head:  # the model's own "speech" classifier on the same frames
+            if speech_head or fusion:  # the model's own classifiers on the same frames
                 frames = pad_frames([t.frames for t in done]).float()
                 lengths = torch.tensor([t.frames.shape[0] for t in done], device=frames.device)
                 logits, _ = model.label_tokens(frames, lengths, _stack(pitch, chunk, self.device))
-                none = LABEL_FIELDS["speech"].values.index("none")
-                for i, row in zip(chunk, logits["speech"].argmax(-1).tolist(), strict=True):
-                    silent[i] = row == none
+                if speech_head:
+                    none = LABEL_FIELDS["speech"].values.index("none")
+                    for i, row in zip(chunk, logits["speech"].argmax(-1).tolist(), strict=True):
+                        silent[i] = row == none
+                if fusion:
+                    for j, i in enumerate(chunk):
+                        priors[i] = {f: x[j].float().log_softmax(-1).cpu() for f, x in logits.items()}
         results: list[TaskResult | None] = [None] * len(queries)
         rows: list[
             tuple[int, int, Task, list[int], list[int]]
@@ -412,6 +421,7 @@ class Engine:
                         prefix,
                         heard[i].frames,  # type: ignore[union-attr]
                         pitch[i] if pitch is not None else None,
+                        priors[i],
                     )
                     for _, i, task, prompt, prefix in label_rows
                 ],

@@ -23,6 +23,7 @@ from osum.data.collate import collate
 from osum.model.adaptor import num_speech_tokens
 from osum.model.osum import OsumModel
 from osum.tasks.base import Task
+from osum.vocabulary import LABEL_FIELDS
 
 
 @dataclass
@@ -38,6 +39,9 @@ class LabelQuery:
     prefix: list[int]
     frames: torch.Tensor | None = None
     pitch: torch.Tensor | None = None
+    # {field: log-probabilities (C,) over osum.vocabulary.LABEL_FIELDS[field].values}: the model's classifiers,
+    # added to each answer's score (ModelConfig.label_fusion); None = the LLM's scores alone
+    prior: dict[str, torch.Tensor] | None = None
 
 
 @dataclass
@@ -45,7 +49,7 @@ class LabelAnswer:
     labels: dict[str, str]  # the most probable answer's labels
     probs: dict[str, dict[str, float]]  # field -> value -> probability (marginal over the other fields)
     after: list[int]  # the best answer's ids after the forced prefix (without the end token)
-    avg_logprob: float  # per token of the best answer after the prefix, end token included
+    avg_logprob: float  # the LLM's, per token of the best answer after the prefix, end token included
 
 
 def candidates(task: Task) -> list[dict[str, str]]:
@@ -109,7 +113,8 @@ def score_labels(
         ):
             scores[i] = got
     answers = []
-    for q, plan, mine in zip(queries, plans, scores, strict=True):
+    for q, plan, own in zip(queries, plans, scores, strict=True):
+        mine = own if q.prior is None else own + _prior(q.prior, plan.labels)
         probs_all = mine.softmax(0)
         best = int(mine.argmax())
         probs: dict[str, dict[str, float]] = {
@@ -120,9 +125,19 @@ def score_labels(
                 probs[field][value] += p
         after = plan.after[best]
         answers.append(
-            LabelAnswer(dict(plan.labels[best]), probs, after, float(mine[best]) / (len(after) + 1))
+            LabelAnswer(dict(plan.labels[best]), probs, after, float(own[best]) / (len(after) + 1))
         )
     return answers
+
+
+def _prior(prior: dict[str, torch.Tensor], labels: Sequence[dict[str, str]]) -> torch.Tensor:
+    """Each candidate's classifier log-probability ``(C,)``: the sum over its fields that ``prior`` scores."""
+    return torch.tensor(
+        [
+            sum(float(prior[f][LABEL_FIELDS[f].values.index(v)]) for f, v in candidate.items() if f in prior)
+            for candidate in labels
+        ]
+    )
 
 
 def _row_length(q: LabelQuery, plan: _Plan) -> int:

@@ -8,9 +8,10 @@
 #
 # Stages: 0 synth + off-generator sets, 1 stage 1, 2 CTC pre-stage, 3 stage 2 (+ 3b: on stage 1's label
 # classifiers), 4 export to models/, 5 eval.
-# Status (recipes/mini/RESULTS.md section 10): models/mini-stage1 is stage 1 (the pretrained transcription, WER
+# Status (recipes/mini/RESULTS.md sections 10-12): models/mini-stage1 is stage 1 (the pretrained transcription, WER
 # 6.75% on recorded speech, 100% empty answers on non-speech, gender from the clip's pitch); models/mini is stage 3b
-# after 200 of stage 3's 400 steps, and answers with the packaged Whisper tiny.en's transcript (sources.transcriber).
+# after 200 of stage 3's 400 steps, then 60 more steps of 3b on section 11's heads (section 12), and answers with
+# the packaged Whisper tiny.en's transcript (sources.transcriber).
 # The pretrained encoder stays frozen in every stage and runs on padded 30 s windows; its output is computed once
 # per clip (WORK/encoder-cache, filled by stage 1) and read by the rest. Every stage calls the osum CLI (stage 5 also
 # bench/transcript_agreement.py). --resume continues a cut training stage from its newest checkpoint; the corpora

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -13,6 +15,7 @@ from osum.inference.labels import LabelQuery, candidates, score_labels, threshol
 from osum.inference.transcriber import answer_prefix
 from osum.tasks import get_task
 from osum.testing.tiny import chirp
+from osum.vocabulary import LABEL_FIELDS
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +95,37 @@ def test_cached_scoring_equals_teacher_forcing_every_candidate_in_full(tiny):
             for value in field.values:
                 expected = sum(float(p) for c, p in zip(cands, probs, strict=True) if c[field.name] == value)
                 assert got.probs[field.name][value] == pytest.approx(expected, abs=1e-5)
+
+
+def test_a_classifier_prior_is_added_to_each_answers_score(tiny):
+    """ModelConfig.label_fusion: each candidate's score is the LLM's plus the classifiers' log-probability of its
+    values; the reported avg_logprob stays the LLM's."""
+    codec = tiny.codec(random_prompt=False)
+    task = tiny.task("age_gender")
+    q = LabelQuery(_feats(0.9, 3), codec.prompt_ids(task), task, "", answer_prefix(codec, task, ""))
+    plain = score_labels(tiny.model, codec, [q])[0]
+    values = {f: LABEL_FIELDS[f].values for f in ("gender", "age")}
+    worst_gender = min(plain.probs["gender"], key=plain.probs["gender"].get)
+    # a flat classifier (the same log-probability for every value) changes nothing
+    flat = {f: torch.full((len(v),), -2.0) for f, v in values.items()}
+    same = score_labels(tiny.model, codec, [dataclasses.replace(q, prior=flat)])[0]
+    assert same.labels == plain.labels
+    for f in values:
+        for v in values[f]:
+            assert same.probs[f][v] == pytest.approx(plain.probs[f][v], abs=1e-5)
+    # a confident classifier for the LLM's least likely gender decides the gender
+    prior = {
+        "gender": torch.tensor([0.0 if v == worst_gender else -30.0 for v in values["gender"]]),
+        "age": torch.zeros(len(values["age"])),
+    }
+    fused = score_labels(tiny.model, codec, [dataclasses.replace(q, prior=prior)])[0]
+    assert fused.labels["gender"] == worst_gender and fused.probs["gender"][worst_gender] > 0.999
+    best = [c for c in candidates(task) if c == fused.labels][0]
+    eos = tiny.config.llm.eos_token_id
+    target = codec.ids(task.target("", best)) + [eos]
+    batch = collate([q.feats], [q.prompt], [target])
+    alone = float(score_targets(tiny.model, batch, [len(target) - len(q.prefix)])[0])
+    assert fused.avg_logprob == pytest.approx(alone / (len(target) - len(q.prefix)), abs=1e-4)
 
 
 def test_a_low_probability_label_becomes_none():
