@@ -146,8 +146,9 @@ class ModelConfig:
     # how the label classifiers read the encoder frames (osum.model.label_tokens.LABEL_HEADS): "trunk" (a per-frame
     # layer, then mean and spread) or "linear" (mean and spread of the frames, standardised, one linear layer)
     label_head: str = "trunk"
-    # not in OSUM: an osum model with label tokens scores each label answer by the LLM's log-probability plus its
-    # classifiers' log-probability of the answer's values (a product of the two), instead of the LLM's alone
+    # not in OSUM: an osum model with label tokens and a transcriber (sources.transcriber) scores each label answer
+    # by the LLM's log-probability plus its classifiers' log-probability of the answer's values (a product of the
+    # two), instead of the LLM's alone
     label_fusion: bool = False
     trained: bool = True  # False while the adaptor is randomly initialised (say so to users)
 

@@ -232,9 +232,8 @@ class Engine:
                     task.parse(text), avg_logprob=mean, compression_ratio=compression_ratio(text)
                 )
         labelled = [it for it in items if it[2].label_fields and isinstance(self.model, OsumModel)]
-        if (
-            labelled
-        ):  # every label value's probability given the transcript (the answer stays the generated one)
+        # every label value's probability given the transcript (the answer stays the generated one)
+        if labelled:
             queries_ = []
             for index, feat, task, ids in labelled:
                 heard = normalize_text(results[index].transcript or "") if task.has_transcript else ""  # type: ignore[union-attr]
@@ -263,9 +262,7 @@ class Engine:
             raise TaskError("a Whisper (stage-1) model takes a task, not a free-text prompt")
         tasks = [self.task(query.task) for query in queries]
         clip_of, waves = _clips(queries)
-        timed = {
-            i for i, t in zip(clip_of, tasks, strict=True) if t.name == "srwt"
-        }  # clips asked for word times
+        timed = {i for i, t in zip(clip_of, tasks, strict=True) if t.name == "srwt"}  # clips asked for word times
         feats = [log_mel_spectrogram(w, self.config.encoder.n_mels) for w in waves]
         pitch = [pitch_features(w) for w in waves] if self.config.label_pitch else None
         codec = self.codec()

@@ -1,13 +1,15 @@
 """Label probabilities: every value of a task's label vocabulary scored by the LLM, given the transcript.
 
-Dimension legend: R candidate rows (clips x candidate answers).
+Dimension legend: B queries in a pass, S row length, C a query's candidate answers.
 
 For a label task the answer is the transcript followed by one tag per label field (``hello<female>``). Given the
-clip and its transcript, each possible answer (every combination of the fields' values) is one teacher-forced row;
-one forward pass over all rows gives each answer's log-probability, its end token included. Normalised over the
-candidates these are the label's probabilities; the best one is the answer. This replaces free generation of the
-tags, which can wander (write more transcript between tags, or a tag outside the vocabulary), and gives every label
-a confidence.
+clip and its transcript, each possible answer (every combination of the fields' values) is teacher-forced: one row
+per query holds the shared part once and every candidate's own ids after it, under a tree-shaped attention mask
+(:func:`_score_group`), so one forward pass gives each answer's log-probability, its end token included.
+Normalised over the candidates these are the label's probabilities; the best one is the answer. This replaces free
+generation of the tags, which can wander (write more transcript between tags, or a tag outside the vocabulary), and
+gives every label a confidence. With ``LabelQuery.prior`` (``ModelConfig.label_fusion``) each answer's score also
+adds the model's label classifiers' log-probability of its values.
 """
 
 from __future__ import annotations
@@ -143,7 +145,7 @@ def _prior(prior: dict[str, torch.Tensor], labels: Sequence[dict[str, str]]) -> 
 def _row_length(q: LabelQuery, plan: _Plan) -> int:
     """Ids in the query's row of :func:`_score_group` (speech tokens counted from the mel frames)."""
     speech = int(num_speech_tokens(torch.tensor([q.feats.shape[0]]))[0])
-    own = sum(len(a) + 1 - (len(plan.shared) - len(q.prefix)) - 1 for a in plan.after)
+    own = sum(len(a) - (len(plan.shared) - len(q.prefix)) for a in plan.after)  # inputs: own ids but the last
     return len(q.prompt) + speech + len(plan.shared) + own
 
 
