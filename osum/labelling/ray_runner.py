@@ -17,12 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from osum.data.manifest import Utterance, load_utterance_audio
-from osum.errors import AudioError, OsumError
+from osum.data.manifest import Utterance
+from osum.errors import OsumError
 from osum.inference.decoding import DecodingOptions
-from osum.labelling.records import RecordFile, Summary, error_record, label_record, model_info
+from osum.labelling.records import RecordFile, Summary, model_info
+from osum.labelling.runner import PendingClips, answer_clips, read_clip
 
-SAMPLE_RATE = 16000
 MAX_BLOCKS = 4096  # input partitions: one per actor call, up to this many
 
 
@@ -54,20 +54,15 @@ def _decode(batch: dict[str, np.ndarray], max_seconds: float | None) -> dict[str
     """Ray task: each clip's audio as float32 16 kHz samples (bytes), or its read error."""
     waves, errors = [], []
     for blob in batch["utterance"]:
-        u: Utterance = pickle.loads(blob)
-        try:
-            wave = load_utterance_audio(u, max_seconds=max_seconds)
-            waves.append(wave.numpy().astype(np.float32).tobytes())
-            errors.append("")
-        except (AudioError, OSError) as exc:
-            waves.append(b"")
-            errors.append(str(exc) or type(exc).__name__)
+        got = read_clip(pickle.loads(blob), max_seconds)
+        waves.append(b"" if isinstance(got, str) else got.numpy().astype(np.float32).tobytes())
+        errors.append(got if isinstance(got, str) else "")
     return {"index": batch["index"], "utterance": batch["utterance"], "wave": waves, "error": errors}
 
 
 class Labeller:
     """Ray actor: one model; a batch of decoded clips -> their records (JSON-ready dicts, pickled). Records name
-    the model as the worker loaded it (:func:`model_info`)."""
+    the model as the worker loaded it (:func:`osum.labelling.records.model_info`)."""
 
     def __init__(
         self,
@@ -82,9 +77,8 @@ class Labeller:
         import osum
 
         torch.set_num_threads(max(1, threads))
-        device = (
-            "cuda" if torch.cuda.is_available() else "cpu"
-        )  # Ray shows an actor only the GPU it was given
+        # Ray shows an actor only the GPU it was given
+        device = "cuda" if torch.cuda.is_available() else "cpu"
         self.model = osum.load(model, device=device, dtype=dtype)
         self.tasks, self.options = list(tasks), options
         self.info = model_info(self.model)
@@ -92,21 +86,14 @@ class Labeller:
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
         import torch
 
-        utts = [pickle.loads(b) for b in batch["utterance"]]
-        records: list[dict[str, Any] | None] = [None] * len(utts)
-        waves, slots = [], []
-        for i, (u, blob, error) in enumerate(zip(utts, batch["wave"], batch["error"], strict=True)):
-            if error:
-                records[i] = error_record(u, str(error), self.info)
-            else:
-                waves.append(torch.from_numpy(np.frombuffer(blob, dtype=np.float32).copy()))
-                slots.append(i)
-        if waves:
-            answers = self.model.run(
-                waves, tasks=self.tasks, options=self.options, sample_rate=SAMPLE_RATE, max_seconds=None
+        clips = [
+            (
+                pickle.loads(u),
+                str(error) if error else torch.from_numpy(np.frombuffer(blob, np.float32).copy()),
             )
-            for i, wave, per_task in zip(slots, waves, answers, strict=True):
-                records[i] = label_record(utts[i], wave.shape[0] / SAMPLE_RATE, per_task, self.info)
+            for u, blob, error in zip(batch["utterance"], batch["wave"], batch["error"], strict=True)
+        ]
+        records = answer_clips(self.model, clips, self.tasks, self.options, self.info)
         return {"index": batch["index"], "record": [pickle.dumps(r) for r in records]}
 
 
@@ -134,23 +121,15 @@ def label_with_ray(
         raise OsumError(f"--workers must be at least 1, got {workers}")
     summary = Summary()
     start = time.monotonic()
-    rows, seen, emitted = [], 0, set()
-    for index, u in enumerate(clips):
-        if limit is not None and index >= limit:
-            break
-        seen = index + 1
-        if u.key in sink.done or u.key in emitted:
-            summary.resumed += u.key in sink.done
-            continue
-        emitted.add(u.key)
-        rows.append({"index": index, "utterance": pickle.dumps(u)})
+    todo = PendingClips(clips, sink.done, limit)
+    rows = [{"index": index, "utterance": pickle.dumps(u)} for index, u in todo]
+    summary.resumed = todo.resumed
     if not rows:
         return summary
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True  # records arrive in input order, as in one process
-    per_call = max(
-        1, min(chunk, -(-len(rows) // workers))
-    )  # every worker gets clips, even from a short input
+    # every worker gets clips, even from a short input
+    per_call = max(1, min(chunk, -(-len(rows) // workers)))
     blocks = min(-(-len(rows) // per_call), MAX_BLOCKS)
     dataset = (
         ray.data.from_items(rows, override_num_blocks=blocks)
@@ -173,6 +152,6 @@ def label_with_ray(
         done += len(records)
         summary.wall_seconds = time.monotonic() - start
         if on_chunk is not None:
-            on_chunk(summary, seen - len(rows) + done)
+            on_chunk(summary, todo.seen - len(rows) + done)
     summary.wall_seconds = time.monotonic() - start
     return summary

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from osum.data.manifest import Utterance, load_utterance_audio
 from osum.errors import AudioError, OsumError
@@ -49,8 +51,8 @@ def label_clips(
     ``on_chunk(summary, clips_seen)``: progress."""
     summary = Summary()
     start = time.monotonic()
+    todo = PendingClips(clips, sink.done, limit, take)
     pending: list[tuple[int, Utterance]] = []
-    seen = 0
 
     def flush() -> None:
         records = _label_chunk(model, pending, tasks, options, model_info, max_seconds)
@@ -61,28 +63,80 @@ def label_clips(
         for r in records:
             summary.add(r)
         pending.clear()
+        summary.resumed = todo.resumed
         summary.wall_seconds = time.monotonic() - start
         if on_chunk is not None:
-            on_chunk(summary, seen)
+            on_chunk(summary, todo.seen)
 
-    emitted: set[str] = set()
-    for index, u in enumerate(clips):
-        if limit is not None and index >= limit:
-            break
-        seen = index + 1
-        if take is not None and not take(index):
-            continue
-        if u.key in sink.done or u.key in emitted:
-            summary.resumed += u.key in sink.done
-            continue
-        emitted.add(u.key)
-        pending.append((index, u))
+    for item in todo:
+        pending.append(item)
         if len(pending) >= chunk:
             flush()
     if pending:
         flush()
+    summary.resumed = todo.resumed
     summary.wall_seconds = time.monotonic() - start
     return summary
+
+
+class PendingClips:
+    """The clips of an input still to label, with their input positions: the first ``limit``, those ``take``
+    accepts (torchrun), each key once, none in ``done``. While iterating, ``seen`` counts the input clips read and
+    ``resumed`` those skipped as already recorded."""
+
+    def __init__(
+        self,
+        clips: Iterable[Utterance],
+        done: set[str],
+        limit: int | None = None,
+        take: Callable[[int], bool] | None = None,
+    ) -> None:
+        self.clips, self.done, self.limit, self.take = clips, done, limit, take
+        self.seen = self.resumed = 0
+
+    def __iter__(self) -> Iterator[tuple[int, Utterance]]:
+        emitted: set[str] = set()
+        for index, u in enumerate(self.clips):
+            if self.limit is not None and index >= self.limit:
+                break
+            self.seen = index + 1
+            if self.take is not None and not self.take(index):
+                continue
+            if u.key in self.done or u.key in emitted:
+                self.resumed += u.key in self.done
+                continue
+            emitted.add(u.key)
+            yield index, u
+
+
+def read_clip(u: Utterance, max_seconds: float | None) -> torch.Tensor | str:
+    """The clip's samples (:func:`osum.data.manifest.load_utterance_audio`), or why it cannot be read."""
+    try:
+        return load_utterance_audio(u, max_seconds=max_seconds)
+    except (AudioError, OSError) as exc:
+        return str(exc) or type(exc).__name__
+
+
+def answer_clips(
+    model: Any,
+    clips: Sequence[tuple[Utterance, torch.Tensor | str]],
+    tasks: Sequence[str],
+    options: DecodingOptions,
+    model_info: Mapping[str, str],
+) -> list[dict[str, Any]]:
+    """One record per (clip, its 16 kHz samples or its read error), in order: the readable clips answered in one
+    engine call, the rest error records."""
+    records: list[dict[str, Any] | None] = [None] * len(clips)
+    readable = [(i, wave) for i, (_, wave) in enumerate(clips) if isinstance(wave, torch.Tensor)]
+    for i, (u, wave) in enumerate(clips):
+        if isinstance(wave, str):
+            records[i] = error_record(u, wave, model_info)
+    if readable:
+        waves = [wave for _, wave in readable]
+        answers = model.run(waves, tasks=list(tasks), options=options, sample_rate=16000, max_seconds=None)
+        for (i, wave), per_task in zip(readable, answers, strict=True):
+            records[i] = label_record(clips[i][0], wave.shape[0] / 16000, per_task, model_info)
+    return [r for r in records if r is not None]
 
 
 def _label_chunk(
@@ -93,25 +147,10 @@ def _label_chunk(
     model_info: Mapping[str, str],
     max_seconds: float | None,
 ) -> list[dict[str, Any]]:
-    """One record per item, in order: the readable clips answered in one engine call, the rest error records."""
-    records: list[dict[str, Any] | None] = []
-    waves, where = [], []
-    for index, u in items:
-        try:
-            wave = load_utterance_audio(u, max_seconds=max_seconds)
-        except (AudioError, OSError) as exc:
-            records.append({**error_record(u, str(exc), model_info), "index": index})
-            continue
-        waves.append(wave)
-        where.append(len(records))
-        records.append(None)
-    if waves:
-        answers = model.run(waves, tasks=list(tasks), options=options, sample_rate=16000, max_seconds=None)
-        for slot, wave, per_task in zip(where, waves, answers, strict=True):
-            index, u = items[slot]
-            record = label_record(u, wave.shape[0] / 16000, per_task, model_info)
-            records[slot] = {**record, "index": index}
-    return [r for r in records if r is not None]
+    """One record per item, in order, each with ``index``, its input position."""
+    loaded = [(u, read_clip(u, max_seconds)) for _, u in items]
+    records = answer_clips(model, loaded, tasks, options, model_info)
+    return [{**r, "index": index} for (index, _), r in zip(items, records, strict=True)]
 
 
 # ---- several processes (torchrun) -----------------------------------------------------------------------
