@@ -144,7 +144,8 @@ class ModelConfig:
     # reads them alone (it learnt the training voices from the encoder frames)
     label_pitch: bool = False
     # how the label classifiers read the encoder frames (osum.model.label_tokens.LABEL_HEADS): "trunk" (a per-frame
-    # layer, then mean and spread) or "linear" (mean and spread of the frames, standardised, one linear layer)
+    # layer, then mean and spread), "linear" (mean and spread of the frames, standardised, one linear layer) or
+    # "linear+attention" (linear, and attention pooling over the frames for the event field)
     label_head: str = "trunk"
     # not in OSUM: an osum model with label tokens and a transcriber (sources.transcriber) scores each label answer
     # by the LLM's log-probability plus its classifiers' log-probability of the answer's values (a product of the

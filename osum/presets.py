@@ -110,7 +110,8 @@ def _mini_stage1() -> ModelConfig:
         sources=SourcesConfig(encoder="packaged:whisper-tiny.en", tokenizer="packaged:whisper-tiny.en"),
         label_fields=LABEL_FIELDS_WITH_SPEECH,
         label_pitch=True,  # F0 statistics beside the frames; gender reads them alone (osum/data/pitch.py)
-        label_head="linear",  # standardised mean and spread of the frames, one linear layer per field
+        # standardised mean and spread of the frames, one linear layer per field; attention pooling for events
+        label_head="linear+attention",
         trained=False,
     )
 

@@ -194,12 +194,17 @@ class BatchSet(torch.utils.data.Dataset):
                     frames.append(cached)
                     # the mel length is all the model needs of the features when it has the encoder's output
                     mel = torch.zeros(n_mel, 0)
-                if d.cache is None or d.pitch:
+                stored = d.cache.load_pitch(u) if d.cache is not None and d.pitch else None
+                if d.cache is None or (d.pitch and stored is None):
                     wave = load_utterance_audio(u, max_seconds=cfg.max_seconds + 1.0)
                 if d.cache is None:
                     mel = log_mel_spectrogram(wave, d.n_mels)
                 if d.pitch:
-                    pitch.append(pitch_features(wave))
+                    if stored is None:
+                        stored = pitch_features(wave)
+                        if d.cache is not None:  # the cached clip's audio is never augmented: compute once
+                            d.cache.write_pitch(u, stored)
+                    pitch.append(stored)
             except OsumError as exc:
                 if cfg.on_error == "raise":
                     raise

@@ -7,7 +7,8 @@ same frames for a clip at every epoch and in every stage that reads it. Run on a
 (``encoder.pad_to_window``) it costs about half a second of CPU per clip, more than the rest of a CTC step; cached,
 a stage pays it once per clip, and the next stages on the same corpus not at all.
 
-A cache folder holds one ``<key>.npz`` per clip (float16 frames and the clip's mel length) and ``fingerprint.txt``,
+A cache folder holds one ``<key>.npz`` per clip (float16 frames and the clip's mel length), for label heads that
+read pitch its F0 statistics (``<key>.pitch-v1.npy``, written at first use) and ``fingerprint.txt``,
 a hash of the encoder's weights and settings: a folder written by another encoder is refused, never silently mixed
 in. An encoder that runs on a padded window (``encoder.pad_to_window``) stores the whole window ``(W, D)``, since
 Whisper's decoder reads all of it (the label heads and the adaptor read the clip's own first ``T1`` frames);
@@ -33,6 +34,8 @@ from osum.model.encoder import WhisperEncoder
 
 log = logging.getLogger(__name__)
 FINGERPRINT_FILE = "fingerprint.txt"
+# F0 statistics beside a clip's frames; the version names the pitch_features settings they were made with
+PITCH_SUFFIX = "pitch-v1.npy"
 
 
 def encoder_fingerprint(encoder: WhisperEncoder) -> str:
@@ -91,6 +94,25 @@ class EncoderCache:
         path = self.path(u)
         tmp = path.with_name(path.stem + ".tmp.npz")
         np.savez(tmp, frames=frames.detach().to(torch.float16).cpu().numpy(), mel_frames=np.int64(mel_frames))
+        tmp.replace(path)
+
+    def load_pitch(self, u: Utterance) -> torch.Tensor | None:
+        """The clip's stored F0 statistics ``(PITCH_FEATURES,)`` (:func:`osum.data.pitch.pitch_features`), or None.
+
+        Label heads that read pitch need it for every clip at every epoch; Praat's tracker costs more than reading
+        the cached frames, and a cached clip's audio never changes (no wave augmentation on cached frames)."""
+        path = self.folder / f"{clip_key(u)}.{PITCH_SUFFIX}"
+        try:
+            return torch.from_numpy(np.load(path).astype(np.float32))
+        except (OSError, ValueError):
+            return None
+
+    def write_pitch(self, u: Utterance, pitch: torch.Tensor) -> None:
+        """Store the clip's F0 statistics next to its frames (temporary name, then renamed: safe for several
+        loader processes writing the same clip)."""
+        path = self.folder / f"{clip_key(u)}.{PITCH_SUFFIX}"
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
+        np.save(tmp, pitch.detach().to(torch.float32).cpu().numpy())
         tmp.replace(path)
 
     def missing(self, utterances: Sequence[Utterance]) -> list[Utterance]:

@@ -150,3 +150,34 @@ def test_a_whisper_decoder_and_its_label_heads_train_on_cached_windows(tmp_path)
         model.label_logits(y.encoder_frames, (y.feat_lengths + 1) // 2, y.pitch), y.attributes
     )
     assert float(out_y.loss) > float(heads_alone) > 0
+
+
+def test_pitch_is_computed_once_per_cached_clip_and_read_back(tmp_path, monkeypatch):
+    """Label heads that read pitch: the F0 statistics of a cached clip are stored beside its frames at first use and
+    read from there afterwards (the audio is not decoded again); the values are pitch_features' own."""
+    import osum.data.dataset as dataset_module
+    from osum.data.pitch import pitch_features
+
+    manifest = write_toy_corpus(tmp_path / "corpus", n=3)
+    torch.manual_seed(0)
+    cfg = preset_config("tiny")
+    cfg.encoder.pad_to_window = True
+    model = OsumModel(cfg).eval()
+    from osum.api import Osum
+    from osum.model.assets import load_tokenizer
+
+    codec = Osum(model, load_tokenizer(cfg.sources.tokenizer)).codec(random_prompt=False)
+    data_cfg = DataConfig(spec_augment=False, num_workers=0, encoder_cache=str(tmp_path / "cache"))
+    data = TrainingData([DatasetEntry(path=str(manifest))], data_cfg, codec, pitch=True)
+    fill_cache(data.cache, model.encoder, data.utterances)
+    assert all(data.cache.load_pitch(u) is None for u in data.utterances)
+    batches = data.plan(0)
+    first, _ = data.batch_set(batches, 0)[0]
+    stored = {u.key: data.cache.load_pitch(u) for u in data.utterances}
+    assert all(p is not None for p in stored.values())
+    u = data.utterances[0]
+    torch.testing.assert_close(stored[u.key], pitch_features(load_utterance_audio(u)))
+    calls = []
+    monkeypatch.setattr(dataset_module, "load_utterance_audio", lambda *a, **k: calls.append(a) or None)
+    again, _ = data.batch_set(batches, 1)[0]
+    assert calls == [] and torch.equal(first.pitch, again.pitch)

@@ -32,7 +32,7 @@ def test_export_keeps_only_the_changes_and_loads_back(trained_stage1, tmp_path):
     # the label heads start random (not from the packaged Whisper), so they are always stored whole
     heads = [k for k in summary.whole if k.startswith("label_tokens.")]
     assert heads and [k for k in summary.whole if k not in heads] == ["decoder.layers.0.fc1.weight"]
-    assert summary.bytes < 3_000_000  # 1536 x 384 floats + 12 rows + the heads, not the 150 MB checkpoint
+    assert summary.bytes < 3_500_000  # 1536 x 384 floats + 12 rows + the heads (0.7 MB), not the 150 MB checkpoint
     assert is_delta_dir(tmp_path / "out") and not is_delta_dir(folder)
     loaded = osum.load(tmp_path / "out", device="cpu")
     assert loaded.config.trained

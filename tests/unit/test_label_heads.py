@@ -15,6 +15,7 @@ from osum.data.pitch import pitch_features
 from osum.data.tts import synthesize
 from osum.inference.decoding import DecodingOptions
 from osum.inference.word_times import dtw_path, group_words
+from osum.model.label_tokens import AttentionPool
 from osum.tasks import LABEL_FIELDS, attribute_classes
 from osum.training.optim import set_trainable
 
@@ -48,9 +49,10 @@ def test_it_transcribes_exactly_as_the_pretrained_whisper(base, speech):
 def test_every_task_shares_one_transcript_and_the_heads_give_the_labels(base, speech):
     trained = osum.Osum(base.model, base.tokenizer)
     trained.model.config.trained = True
-    # the gender head reads the pitch features alone, through a small MLP: set its output layer
+    # the gender head reads the pitch features alone, through a small MLP, the event head pools frames by
+    # attention: set their output layers
     heads = {
-        n: h[-1] if isinstance(h, torch.nn.Sequential) else h
+        n: h[-1] if isinstance(h, torch.nn.Sequential) else h.out if isinstance(h, AttentionPool) else h
         for n, h in trained.model.label_tokens.heads.items()
     }
     saved = {n: (h.weight.clone(), h.bias.clone()) for n, h in heads.items()}

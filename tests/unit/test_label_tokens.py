@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from osum.inference.decoding import DecodingOptions, generate_ids
 from osum.model.adaptor import num_speech_tokens
-from osum.model.label_tokens import LabelTokens
+from osum.model.label_tokens import AttentionPool, LabelTokens
 from osum.model.osum import IGNORE_INDEX, OsumModel
 from osum.presets import preset_config
 from osum.tasks import LABEL_FIELDS, TASK_LABEL_FIELDS
@@ -145,3 +145,43 @@ def test_linear_heads_standardise_the_pooled_frames_and_ignore_padding():
     torch.testing.assert_close(alone["emotion"], logits["emotion"][1:2], atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="label_head 'deep'"):
         LabelTokens(8, head="deep")
+
+
+def test_attention_heads_pick_out_a_short_sound_and_ignore_padding():
+    """label_head "linear+attention": the event field reads attention-pooled frames, the others stay linear; a padded
+    row gives the clip's own logits, and a batch of one clip trains (running statistics instead of the batch's)."""
+    torch.manual_seed(0)
+    heads = LabelTokens(8, fields=["gender", "emotion", "event"], pitch=True, head="linear+attention")
+    assert isinstance(heads.heads["event"], AttentionPool) and isinstance(heads.heads["emotion"], torch.nn.Linear)
+    # the class is a burst in 2 of 30 frames at a random place: mean and spread barely show it, attention can
+    events = len(LABEL_FIELDS["event"].values)
+    opt = torch.optim.Adam(heads.parameters(), lr=3e-3)
+    gen = torch.Generator().manual_seed(1)
+
+    def clips(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        frames = torch.randn(n, 30, 8, generator=gen)
+        y = torch.randint(0, 3, (n,), generator=gen)
+        at = torch.randint(0, 28, (n,), generator=gen)
+        for i in range(n):
+            frames[i, at[i] : at[i] + 2, y[i]] += 6.0
+        return frames, y
+
+    heads.train()
+    for _ in range(150):
+        frames, y = clips(32)
+        logits, _ = heads(frames, torch.full((32,), 30), torch.randn(32, 4))
+        loss = F.cross_entropy(logits["event"], y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    heads(frames[:1], torch.tensor([30]), torch.randn(1, 4))  # a batch of one clip: no error
+    heads.eval()
+    frames, y = clips(64)
+    logits, _ = heads(frames, torch.full((64,), 30), torch.zeros(64, 4))
+    assert logits["event"].shape == (64, events)
+    assert (logits["event"].argmax(-1) == y).float().mean() > 0.9
+    padded = torch.cat([frames[:1], torch.randn(1, 10, 8) * 50], dim=1)  # loud padding after the clip
+    alone, _ = heads(frames[:1], torch.tensor([30]), torch.zeros(1, 4))
+    with_pad, _ = heads(padded, torch.tensor([30]), torch.zeros(1, 4))
+    torch.testing.assert_close(alone["event"], with_pad["event"], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(alone["emotion"], with_pad["emotion"], atol=1e-5, rtol=1e-5)
