@@ -6,13 +6,13 @@
 #   recipes/mini/run.sh [--stage N] [--stop-stage M] [--resume] [--hours H] [--label-hours H] [--work DIR]
 #                       [--data DIR] [--labels DIR] [--offgen DIR] [--models DIR]
 #
-# Stages: 0 synth (all tasks, and label tasks only) + off-generator sets, 1 stage 1, 2 CTC pre-stage, 3 stage 2 (+ 3b: on stage 1's label
-# classifiers), 4 export to models/, 5 eval.
+# Stages: 0 synth (all tasks, and label tasks only) + off-generator sets, 1 stage 1, 2 CTC pre-stage, 3 stage 2
+# (+ 3b: on stage 1's label classifiers), 4 export to models/, 5 eval.
 # Status (recipes/mini/RESULTS.md sections 10-13): models/mini-stage1 is stage 1 (the pretrained transcription, WER
 # 6.75% on recorded speech, 100% empty answers on non-speech, gender from the clip's pitch, heads trained on the 3 h
 # and the 6 h label corpus); models/mini is stage 3b after 200 of stage 3's 400 steps, then 60 steps of 3b on
 # section 11's heads (section 12) and 60 on section 13's, over both corpora, and answers with the packaged Whisper
-# tiny.en's transcript (sources.transcriber). A fresh run trains 3b once, on its own stage 1, over the 3 h corpus.
+# tiny.en's transcript (sources.transcriber). A fresh run trains 3b once, on its own stage 1, over both corpora.
 # The pretrained encoder stays frozen in every stage and runs on padded 30 s windows; its output is computed once
 # per clip (WORK/encoder-cache, filled by stage 1) and read by the rest. Every stage calls the osum CLI (stage 5 also
 # bench/transcript_agreement.py). --resume continues a cut training stage from its newest checkpoint; the corpora
@@ -40,7 +40,7 @@ done
 osum=${OSUM:-$( [ -x .venv/bin/osum ] && echo .venv/bin/osum || echo osum )}
 PYTHON=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python )}
 train_set="data.train=[{path: $data/train.jsonl}]"
-# stage 1's label heads also learn from a label-only corpus (its own seed; the same training voices and text
+# stage 1's label heads (and stage 3b, which teaches the LLM to read them) also learn from a label-only corpus (its own seed; the same training voices and text
 # sources, so the test split's voices and sentences stay unseen): the heads' accuracy on unseen voices grew with every
 # doubling of their clips (RESULTS.md section 13)
 heads_set="data.train=[{path: $data/train.jsonl}, {path: $labels/train.jsonl}]"
@@ -98,7 +98,7 @@ if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
 fi
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
   log "stage 3b: the LM stage on stage 1's label classifiers (they read pitch), frozen"
-  $osum train recipes/mini/stage2-heads.yaml "$train_set" "$valid_set" "$cache" train.out_dir="$work/stage2-heads" \
+  $osum train recipes/mini/stage2-heads.yaml "$heads_set" "$valid_set" "$cache" train.out_dir="$work/stage2-heads" \
     train.init="$(latest "$work/stage2")" train.init_label_heads="$(latest "$work/stage1")" $resume
 fi
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
