@@ -40,9 +40,9 @@ done
 osum=${OSUM:-$( [ -x .venv/bin/osum ] && echo .venv/bin/osum || echo osum )}
 PYTHON=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python )}
 train_set="data.train=[{path: $data/train.jsonl}]"
-# stage 1's label heads (and stage 3b, which teaches the LLM to read them) also learn from a label-only corpus (its own seed; the same training voices and text
-# sources, so the test split's voices and sentences stay unseen): the heads' accuracy on unseen voices grew with every
-# doubling of their clips (RESULTS.md section 13)
+# stage 1's label heads (and stage 3b, which teaches the LLM to read them) also learn from a label-only corpus (its
+# own seed; the same training voices and text sources, so the test split's voices and sentences stay unseen): the
+# heads' accuracy on unseen voices grew with the number of their clips (RESULTS.md section 13)
 heads_set="data.train=[{path: $data/train.jsonl}, {path: $labels/train.jsonl}]"
 # every 8th test clip (all tasks, held-out voices): the validation loss of the learning curves in RESULTS.md
 valid_set="data.valid=[{path: $data/valid.jsonl}]"
