@@ -72,8 +72,17 @@ sums = [torch.zeros(3, dtype=torch.float64) for _ in range(dist.get_world_size()
 dist.all_gather(sums, mine)
 if dist.get_rank() == 0:
     report = {"ranks": [s.tolist() for s in sums], "full": full, "step": pos.step}
-    json.dump(report, open(sys.argv[2], "w"))
+    with open(sys.argv[2], "w") as f:
+        json.dump(report, f)
 dist.destroy_process_group()
+# Everything this script checks is done. In two clean-clone runs of the whole suite (2026-12-06) one rank of one of
+# these torchrun tests aborted in interpreter teardown, after this point ("terminate called without an active
+# exception", SIGABRT; a different test each time, never when run alone): leave without tearing down. Whether
+# `osum train` under torchrun can end that way too is open (the issue note says so).
+sys.stdout.flush()
+sys.stderr.flush()
+import os
+os._exit(0)
 """
 
 
