@@ -96,21 +96,23 @@ class EncoderCache:
         np.savez(tmp, frames=frames.detach().to(torch.float16).cpu().numpy(), mel_frames=np.int64(mel_frames))
         tmp.replace(path)
 
+    def pitch_path(self, u: Utterance) -> Path:
+        return self.folder / f"{clip_key(u)}.{PITCH_SUFFIX}"
+
     def load_pitch(self, u: Utterance) -> torch.Tensor | None:
         """The clip's stored F0 statistics ``(PITCH_FEATURES,)`` (:func:`osum.data.pitch.pitch_features`), or None.
 
         Label heads that read pitch need it for every clip at every epoch; Praat's tracker costs more than reading
         the cached frames, and a cached clip's audio never changes (no wave augmentation on cached frames)."""
-        path = self.folder / f"{clip_key(u)}.{PITCH_SUFFIX}"
         try:
-            return torch.from_numpy(np.load(path).astype(np.float32))
+            return torch.from_numpy(np.load(self.pitch_path(u)).astype(np.float32))
         except (OSError, ValueError):
             return None
 
     def write_pitch(self, u: Utterance, pitch: torch.Tensor) -> None:
         """Store the clip's F0 statistics next to its frames (temporary name, then renamed: safe for several
         loader processes writing the same clip)."""
-        path = self.folder / f"{clip_key(u)}.{PITCH_SUFFIX}"
+        path = self.pitch_path(u)
         tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
         np.save(tmp, pitch.detach().to(torch.float32).cpu().numpy())
         tmp.replace(path)

@@ -117,7 +117,8 @@ class LabelTokens(nn.Module):
                 "these label heads read the clips' pitch features (Batch.pitch): none were given"
             )
         enc = enc[:, : int(lengths.max())]  # a padded 30 s window: only the clips' own frames are read
-        mask = lengths_to_mask(lengths, enc.shape[1])[..., None].to(enc.dtype)  # (B, T1, 1)
+        valid = lengths_to_mask(lengths, enc.shape[1])  # (B, T1)
+        mask = valid[..., None].to(enc.dtype)  # (B, T1, 1)
         pitch = pitch.to(enc) if self.pitch else None  # type: ignore[union-attr]
         extra = [pitch] if pitch is not None else []
         sources: dict[str, torch.Tensor] = {}
@@ -125,11 +126,10 @@ class LabelTokens(nn.Module):
         for name, head in self.heads.items():
             if isinstance(head, AttentionPool):
                 if "frames" not in sources:  # (B, T1, D), standardised over the valid frames
-                    valid = mask[..., 0] > 0
                     frames = torch.zeros_like(enc)
                     frames[valid] = _standardise(self.frame_norm, enc[valid])  # type: ignore[arg-type]
                     sources["frames"] = frames
-                logits[name] = head(sources["frames"], mask[..., 0] > 0)
+                logits[name] = head(sources["frames"], valid)
                 continue
             if pitch is not None and name in PITCH_ONLY:
                 sources[name] = pitch
@@ -143,7 +143,6 @@ class LabelTokens(nn.Module):
                     sources["trunk"] = torch.cat([*_mean_and_spread(self.trunk(enc), mask), *extra], dim=-1)
                 sources[name] = sources["trunk"]
             logits[name] = head(sources[name])
-        logits = {name: logits[name] for name in self.heads}  # the fields' order
         if not self.values:
             return logits, None
         tokens = torch.stack([logits[n].softmax(-1) @ self.values[n] for n in self.fields], dim=1)

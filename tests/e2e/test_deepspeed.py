@@ -48,7 +48,7 @@ DATA = {"max_frames_in_batch": 800, "max_tokens_in_batch": 4000, "num_workers": 
 # how much of them this rank actually held. Rank 1's micro-batch of epoch 1 arrives with every utterance
 # unreadable (None), as the data loader reports it: that rank must still take part in the step.
 CHECK_SCRIPT = """
-import contextlib, json, sys, torch, torch.distributed as dist
+import contextlib, json, os, sys, torch, torch.distributed as dist
 from osum.config import RunConfig, load_yaml
 from osum.training.trainer import Trainer
 trainer = Trainer(load_yaml(RunConfig, sys.argv[1]), resume="--resume" in sys.argv)
@@ -81,7 +81,6 @@ dist.destroy_process_group()
 # `osum train` under torchrun can end that way too is open (the issue note says so).
 sys.stdout.flush()
 sys.stderr.flush()
-import os
 os._exit(0)
 """
 
