@@ -250,6 +250,9 @@ class TrainConfig:
     scheduler: str = "warmup_inverse_sqrt"  # warmup_inverse_sqrt (OSUM's WarmupLR) | warmup_cosine | constant
     warmup_steps: int = 8000
     max_steps: int = 10000  # optimizer steps
+    # > 0: stop after this many optimizer steps (a checkpoint is written there) while the learning-rate schedule
+    # still spans max_steps: reproduces a chosen checkpoint of a longer run without training past it
+    stop_at: int = 0
     max_epochs: int = 100
     grad_accum: int = 4
     grad_clip: float = 5.0

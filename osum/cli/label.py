@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 from osum.cli.common import add_decoding_args, add_guard_args, decoding_options
@@ -263,18 +264,33 @@ def _gather(dist, summary):
     return total
 
 
+LOG_EVERY_SECONDS = 30.0  # a progress line this often when stderr is not a terminal (a job's log file)
+
+
 def _progress(total: int | None):
+    """A progress bar on a terminal; elsewhere (stderr to a log file) tqdm is off and :func:`_tick` writes a
+    plain line every ``LOG_EVERY_SECONDS``."""
     from tqdm import tqdm
 
-    return tqdm(total=total, desc="osum label", unit="clip", file=sys.stderr, disable=None)
+    bar = tqdm(total=total, desc="osum label", unit="clip", file=sys.stderr, disable=None)
+    bar.last_logged = time.monotonic()
+    return bar
 
 
 def _tick(bar, summary, seen: int) -> None:
     if bar is None:
         return
-    bar.n = seen
     rate, speed = summary.recordings_per_second or 0.0, summary.audio_hours_per_hour or 0.0
-    bar.set_postfix_str(f"{rate:.2f} rec/s, {speed:.1f} audio h/h, {summary.errors} errors", refresh=True)
+    status = f"{rate:.2f} rec/s, {speed:.1f} audio h/h, {summary.errors} errors"
+    if not bar.disable:
+        bar.n = seen
+        bar.set_postfix_str(status, refresh=True)
+        return
+    now = time.monotonic()
+    if now - bar.last_logged >= LOG_EVERY_SECONDS:
+        bar.last_logged = now
+        of = f" of {bar.total}" if bar.total else ""
+        print(f"osum label: {seen}{of} clips; {status}", file=sys.stderr, flush=True)
 
 
 def _describe(report: dict, out: Path) -> str:

@@ -30,4 +30,11 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"done: {pos.step} steps, epoch {pos.epoch}; checkpoints in {run_cfg.train.out_dir}/checkpoints"
         )
+    import torch.distributed as dist
+
+    if (
+        dist.is_initialized()
+    ):  # every rank leaves the group together; one left alive at interpreter exit may abort
+        dist.barrier()
+        dist.destroy_process_group()
     return 0

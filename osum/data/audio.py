@@ -19,6 +19,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 import torch
+import torch.nn.functional as F
 from transformers.audio_utils import mel_filter_bank
 
 from osum.errors import AudioError, AudioFormatError, AudioTooLongError, ConfigError
@@ -256,11 +257,16 @@ def log_mel_spectrogram(wave: torch.Tensor, n_mels: int = 80) -> torch.Tensor:
     if not bool(torch.isfinite(wave).all()):
         raise AudioError("the audio contains NaN or infinite samples")
     device = wave.device
-    padded = wave[_reflect_index(n, N_FFT // 2).to(device)]
+    if n > N_FFT // 2:  # torch's reflect padding (a copy); it refuses pads as long as the wave
+        padded = F.pad(wave[None], (N_FFT // 2, N_FFT // 2), mode="reflect")[0]
+    else:
+        padded = wave[_reflect_index(n, N_FFT // 2).to(device)]
     window = torch.hann_window(N_FFT, periodic=True, device=device)
     spec = torch.stft(padded, N_FFT, HOP_LENGTH, window=window, center=False, return_complex=True)
-    # The centred STFT has N // 160 + 1 frames; Whisper drops the last one.
-    power = spec[:, :-1].abs() ** 2  # (201, T)
+    # The centred STFT has N // 160 + 1 frames; Whisper drops the last one. The power as re^2 + im^2: the
+    # complex abs() (a careful hypot) took more time than the STFT itself on CPU.
+    spec = spec[:, :-1]
+    power = spec.real**2 + spec.imag**2  # (201, T)
     mel = mel_filters(n_mels).to(device).T @ power  # (n_mels, T)
     log_spec = torch.clamp(mel, min=1e-10).log10()
     log_spec = torch.maximum(log_spec, log_spec.max() - 8.0)

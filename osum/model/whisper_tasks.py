@@ -198,14 +198,18 @@ class WhisperTaskModel(nn.Module):
     def forward(
         self, batch: Batch, output_hidden_states: bool = False, full_logits: bool = True
     ) -> OsumOutput:
-        decoder_trains = any(p.requires_grad for p in self.decoder.parameters())
+        # the transcript's loss is needed when the decoder or the encoder learns from it (an encoder adapted
+        # under a frozen decoder); otherwise only the label heads train and the decoder is not run
+        transcript_loss = any(p.requires_grad for p in self.decoder.parameters()) or any(
+            p.requires_grad for p in self.encoder.parameters()
+        )
         heads = self.label_tokens is not None and (
-            not decoder_trains or any(p.requires_grad for p in self.label_tokens.parameters())
+            not transcript_loss or any(p.requires_grad for p in self.label_tokens.parameters())
         )
         if batch.encoder_frames is not None:
             enc, enc_lengths = batch.encoder_frames, encoder_frames(batch.feat_lengths)
             window = self.config.encoder.max_positions
-            if decoder_trains and not (self.config.encoder.pad_to_window and enc.shape[1] == window):
+            if transcript_loss and not (self.config.encoder.pad_to_window and enc.shape[1] == window):
                 raise ValueError(
                     f"data.encoder_cache holds {enc.shape[1]} frames per clip, but the decoder reads the encoder's "
                     f"whole {window}-frame window: train the decoder on a cache of an encoder with "
@@ -223,7 +227,7 @@ class WhisperTaskModel(nn.Module):
             heads_loss = LabelTokens.loss(logits, batch.attributes.to(enc.device))
             if heads_loss is None:  # a batch without any label: nothing to learn, but a loss to report
                 heads_loss = enc.sum() * 0.0
-        if heads and not decoder_trains:  # a frozen decoder is not run: the heads' loss is the whole loss
+        if heads and not transcript_loss:  # a frozen decoder is not run: the heads' loss is the whole loss
             return OsumOutput(
                 loss=heads_loss,
                 logits=None,

@@ -88,6 +88,10 @@ class Trainer:
             if run.data.valid
             else None
         )
+        if not 0 <= cfg.stop_at <= cfg.max_steps:
+            raise ConfigError(
+                f"train.stop_at {cfg.stop_at}: must be between 0 (off) and train.max_steps ({cfg.max_steps})"
+            )
         if "task_tokens" in cfg.train_modules and cfg.weight_decay:
             raise ConfigError(
                 "train.train_modules has task_tokens: set train.weight_decay=0, or AdamW's decay also moves the "
@@ -302,7 +306,8 @@ class Trainer:
         bar = self._progress(pos.step)
         micro, t0, window = 0, time.time(), {"loss": 0.0, "n": 0, "audio_s": 0.0, "skipped": 0}
         engine = self.engine
-        while pos.step < cfg.max_steps and pos.epoch < cfg.max_epochs:
+        end = cfg.stop_at or cfg.max_steps
+        while pos.step < end and pos.epoch < cfg.max_epochs:
             for batch, bad in self._loader(pos.epoch, pos.batch):
                 batch = batch.to(self.device) if batch is not None else None
                 micro += 1
@@ -320,16 +325,16 @@ class Trainer:
                     continue
                 grad_norm = engine.step()
                 pos.step += 1
-                if pos.step % cfg.log_every == 0 or pos.step == cfg.max_steps:
+                if pos.step % cfg.log_every == 0 or pos.step == end:
                     self._log(pos, window, float(grad_norm), time.time() - t0, bar)
                     window, t0 = {"loss": 0.0, "n": 0, "audio_s": 0.0, "skipped": 0}, time.time()
                 if cfg.valid_every and pos.step % cfg.valid_every == 0:
                     self.validate()
-                if pos.step % cfg.save_every == 0 or pos.step == cfg.max_steps:
+                if pos.step % cfg.save_every == 0 or pos.step == end:
                     if not cfg.valid_every:
                         self.validate()
                     self.save()
-                if pos.step >= cfg.max_steps:
+                if pos.step >= end:
                     break
             else:
                 pos.epoch, pos.batch = pos.epoch + 1, 0
@@ -453,7 +458,11 @@ class Trainer:
         from tqdm import tqdm
 
         return tqdm(
-            total=self.run.train.max_steps, initial=initial, desc="train", unit="step", dynamic_ncols=True
+            total=self.run.train.stop_at or self.run.train.max_steps,
+            initial=initial,
+            desc="train",
+            unit="step",
+            dynamic_ncols=True,
         )
 
     def _log(self, pos: Position, window: dict, grad_norm: float, seconds: float, bar) -> None:

@@ -81,14 +81,18 @@ if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
   fi
 fi
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
-  log "stage 1: Whisper tiny.en as pretrained + label heads (fills the encoder cache)"
+  log "stage 1a: Whisper tiny.en's encoder adapts to the voices under its frozen decoder"
   valid_list
-  $osum train recipes/mini/stage1.yaml "$heads_set" "$valid_set" "$cache" train.out_dir="$work/stage1" $resume
+  $osum train recipes/mini/encoder.yaml "$heads_set" "$valid_set" train.out_dir="$work/encoder" $resume
+  log "stage 1: label heads on the adapted encoder, Whisper's decoder as pretrained (fills the encoder cache)"
+  $osum train recipes/mini/stage1.yaml "$heads_set" "$valid_set" "$cache" train.out_dir="$work/stage1" \
+    train.init_encoder="$(latest "$work/encoder")" $resume
 fi
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
-  log "stage 2: CTC pre-stage of the adaptor, on the frozen pretrained encoder"
+  log "stage 2: CTC pre-stage of the adaptor, on the adapted encoder (frozen from here on)"
   valid_list
-  $osum train recipes/mini/ctc.yaml "$train_set" "$valid_set" "$cache" train.out_dir="$work/ctc" $resume
+  $osum train recipes/mini/ctc.yaml "$train_set" "$valid_set" "$cache" train.out_dir="$work/ctc" \
+    train.init_encoder="$(latest "$work/encoder")" $resume
 fi
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
   log "stage 3: ASR+X through SmolLM2 with LoRA"

@@ -120,7 +120,9 @@ def test_resume_after_sigkill_records_each_clip_once(corpus, reference, tmp_path
     out = tmp_path / "rec.jsonl"
     args = [*OSUM, "label", str(corpus), "--model", MODEL, "--out", str(out), "--chunk", "1"]
     for stop_after in (1, 4):
-        proc = subprocess.Popen(args + (["--resume"] if out.exists() else []), env=_env(), stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            args + (["--resume"] if out.exists() else []), env=_env(), stderr=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and (not out.exists() or len(records(out)) < stop_after):
             time.sleep(0.05)
@@ -231,7 +233,17 @@ def test_min_confidence_withholds_uncertain_labels_and_dry_run_counts(corpus, tm
     assert not (tmp_path / "x.jsonl").exists()
     out = tmp_path / "sure.jsonl"
     proc = label(
-        str(corpus), "--model", MODEL, "--out", str(out), "--limit", "3", "--min-confidence", "0.99", "--tasks", "sgc,ser"
+        str(corpus),
+        "--model",
+        MODEL,
+        "--out",
+        str(out),
+        "--limit",
+        "3",
+        "--min-confidence",
+        "0.99",
+        "--tasks",
+        "sgc,ser",
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     recs = records(out)
@@ -250,3 +262,20 @@ def test_bad_inputs_are_named(tmp_path):
     (tmp_path / "x.jsonl").write_text('{"no key": 1}\n')
     proc = label(str(tmp_path / "empty"), "--out", str(tmp_path / "x.jsonl"), "--resume", "--model", MODEL)
     assert proc.returncode == 2 and "x.jsonl:1: not an osum label record" in proc.stderr
+
+
+def test_progress_goes_to_a_log_file_as_plain_lines(monkeypatch, capsys):
+    """With stderr not a terminal (a job's log), the bar is off and a plain progress line is written at most every
+    LOG_EVERY_SECONDS, naming the clips done, the total and the rates."""
+    from types import SimpleNamespace
+
+    from osum.cli import label as cli
+
+    summary = SimpleNamespace(recordings_per_second=2.5, audio_hours_per_hour=30.0, errors=1)
+    bar = cli._progress(10)
+    assert bar.disable  # pytest's captured stderr is not a terminal
+    cli._tick(bar, summary, 3)
+    assert capsys.readouterr().err == ""  # not yet: the last line (the start) is under LOG_EVERY_SECONDS old
+    monkeypatch.setattr(cli, "LOG_EVERY_SECONDS", 0.0)
+    cli._tick(bar, summary, 4)
+    assert capsys.readouterr().err == "osum label: 4 of 10 clips; 2.50 rec/s, 30.0 audio h/h, 1 errors\n"

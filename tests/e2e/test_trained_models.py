@@ -54,14 +54,18 @@ def baseline_wer(recorded) -> float:
     return _wer(osum.load("mini-stage1-base", device="cpu"), recorded["real"])[0]
 
 
-# Measured (recipes/mini/RESULTS.md sections 10-13). Both models' transcripts are the untouched Whisper tiny.en's
-# (mini-stage1 decodes as it does; mini's transcript part comes from it, sources.transcriber), so their WER on the
-# recorded and held-out clips must equal the baseline's. Gender reads the clips' pitch: 100% on the held-out plain
-# voices and on the recorded female speaker (bound 90%); on the synthetic test split (unseen espeak-ng variants,
-# robotic ones among them, speed-perturbed, noisy and codec clips) 94.7% for both over 76 SGC clips (section 13).
-# The other label tasks on the same clips together: 11 answers here; section 13's mini-stage1 gets 11, its mini 8
-# (section 12's: 6 and 5; chance is 14-33% per task), so the bound is 60%; per task on the 330 label clips of the
-# 593-clip test split, RESULTS.md section 13 (mini-stage1 83-96%, mini 80-95%).
+# Measured (recipes/mini/RESULTS.md sections 10-14). Both models transcribe with Whisper tiny.en's own decoder on
+# an encoder adapted to the synthetic voices (recipe stage 1a; mini's transcript part comes from that decoder on
+# its own encoder, sources.transcriber), so they write the same transcripts. Issue 19's bounds: recorded speech
+# within 1.5x the untouched model's WER (section 14: 7.62% against 6.75% on 168 clips), new sentences in held-out
+# voices at most 12% (section 14: 10.1%; untouched 27.6%). Gender reads the clips' pitch: 100% on the held-out
+# plain voices and on the recorded female speaker (bound 90%); on the synthetic test split (unseen espeak-ng
+# variants, robotic ones among them, speed-perturbed, noisy and codec clips) 94.7% for both over 76 SGC clips
+# (section 13). The other label tasks on the same clips together: 11 answers here; section 13's mini-stage1 gets
+# 11, its mini 8 (section 12's: 6 and 5; chance is 14-33% per task), so the bound is 60%; per task on the 330
+# label clips of the 593-clip test split, RESULTS.md sections 13-14.
+MAX_WER_RATIO = 1.5
+MAX_HELDOUT_WER = 0.12
 MIN_GENDER = 0.9
 MIN_GENDER_SYNTHETIC = 0.65
 MIN_OTHER_LABELS = 0.6
@@ -91,16 +95,21 @@ def test_trained_model_on_recorded_speech_new_text_and_non_speech(name, recorded
     assert Path(model.source) == trained_models_dir() / name  # the committed export, not the base
     assert model.config.trained
     wer, results = _wer(model, recorded["real"])
-    assert wer <= baseline_wer + 1e-9, (wer, baseline_wer)  # the pretrained transcription, kept
+    assert wer <= MAX_WER_RATIO * baseline_wer, (wer, baseline_wer)  # what the pretrained model knows, kept
     _no_loops(results, "asr")
-    heldout, _ = _wer(model, recorded["heldout"])
-    assert heldout <= _wer(osum.load("mini-stage1-base", device="cpu"), recorded["heldout"])[0] + 1e-9
+    heldout, results = _wer(model, recorded["heldout"])
+    assert heldout <= MAX_HELDOUT_WER, heldout  # the untouched model: 27.6%
+    _no_loops(results, "asr")
     # non-speech: the model itself (the no-speech guard off), then with the guard
     clips = [u.audio for u in recorded["nonspeech"]]
-    for options, share in ((dataclasses.replace(OPTIONS, skip_silence=False), MIN_NONSPEECH_EMPTY), (OPTIONS, 1.0)):
+    for options, share in (
+        (dataclasses.replace(OPTIONS, skip_silence=False), MIN_NONSPEECH_EMPTY),
+        (OPTIONS, 1.0),
+    ):
         silent = model.run(clips, tasks=["asr", "sgc"], options=options)
         empty = [
-            not normalize_english(r["asr"].transcript or "") and r["sgc"].labels["gender"] is None for r in silent
+            not normalize_english(r["asr"].transcript or "") and r["sgc"].labels["gender"] is None
+            for r in silent
         ]
         assert sum(empty) >= share * len(silent), [r["asr"].raw for r in silent]
     # the recorded speaker's documented gender, and the held-out voices'

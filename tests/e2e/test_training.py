@@ -16,6 +16,7 @@ import yaml
 from safetensors.torch import load_file
 
 from osum.config import RunConfig, from_dict
+from osum.errors import ConfigError
 from osum.testing.tiny import write_toy_corpus
 from osum.training.state import latest_checkpoint
 from osum.training.trainer import Trainer
@@ -80,6 +81,22 @@ def test_loss_falls(corpus, tmp_path):
     assert trained.prompts.get("asr", "en") == ("Transcribe the audio.",)  # inference defaults to them
     assert trained.prompts.get("asr", "zh") == osum.get_task("asr").prompts["zh"]
     assert trained.prompts.get("ser", "en") == osum.get_task("ser").prompts["en"]
+
+
+def test_stop_at_gives_the_longer_runs_checkpoint(corpus, tmp_path):
+    """train.stop_at: a run stopped at step 2 of a 4-step cosine schedule writes the weights the 4-step run has at
+    its step 2 (the rate follows max_steps), and trains no further; a stop past max_steps is refused by name."""
+    schedule = {"max_steps": 4, "save_every": 2, "scheduler": "warmup_cosine", "warmup_steps": 0}
+    Trainer(from_dict(RunConfig, _config(corpus, tmp_path / "long", **schedule))).fit()
+    short = _config(corpus, tmp_path / "short", **schedule, stop_at=2)
+    assert Trainer(from_dict(RunConfig, short)).fit().step == 2
+    assert latest_checkpoint(tmp_path / "short").name == "step_00000002"
+    a = load_file(str(tmp_path / "long" / "checkpoints" / "step_00000002" / "model.safetensors"))
+    b = _weights(tmp_path / "short")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    bad = _config(corpus, tmp_path / "bad", max_steps=6, stop_at=7)
+    with pytest.raises(ConfigError, match="train.stop_at 7"):
+        Trainer(from_dict(RunConfig, bad))
 
 
 def _launch(cfg_path: Path, *extra: str, env: dict | None = None) -> subprocess.Popen:

@@ -128,3 +128,38 @@ def test_only_the_heads_train_and_the_decoder_is_not_run(base, speech):
             p.requires_grad_(False)
             p.grad = None
     assert out.logits is None and out.loss.item() > 0
+
+
+def test_an_encoder_adapted_under_a_frozen_decoder_learns_from_the_transcript(base, speech):
+    """train_modules [encoder] on a model with label heads: the decoder runs and its transcript loss reaches the
+    encoder (it used to return the frozen heads' loss alone, with the decoder not run)."""
+    set_trainable(base.model, ["encoder"])
+    feats = [log_mel_spectrogram(speech)]
+    attrs = [attribute_classes({"gender": "male", "speech": "speech"})]
+    batch = collate(feats, [[1]], [[2, 3]], attributes=attrs, pitch=[pitch_features(speech)])
+    base.model.train()
+    try:
+        out = base.model(batch)
+        out.loss.backward()
+        grads = [p.grad for p in base.model.encoder.layers.parameters()]
+    finally:
+        base.model.eval()
+        for p in base.model.parameters():
+            p.requires_grad_(False)
+            p.grad = None
+    assert out.logits is not None and out.loss.item() > 0
+    assert all(g is not None for g in grads) and sum(float(g.abs().sum()) for g in grads) > 0
+
+
+def test_a_transcriber_decodes_the_models_own_adapted_encoder(base):
+    """sources.transcriber on a model whose encoder was adapted (weights no longer the packaged ones): the
+    transcriber's decoder reads that encoder (one pass; the LLM's frames are the model's own), not a second copy
+    of the packaged one."""
+    import copy
+
+    from osum.inference.transcriber import Transcriber
+
+    encoder = copy.deepcopy(base.model.encoder)
+    with torch.no_grad():
+        encoder.layers[0].fc1.weight.add_(0.01)
+    assert Transcriber.build("packaged:whisper-tiny.en", encoder).model.encoder is encoder
