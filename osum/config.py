@@ -264,6 +264,11 @@ class TrainConfig:
     valid_every: int = 0  # 0 = only at checkpoints when valid data exist
     seed: int = 0
 
+    @property
+    def last_step(self) -> int:
+        """The optimizer step training ends at: ``stop_at`` when set, else ``max_steps``."""
+        return self.stop_at or self.max_steps
+
 
 @dataclass
 class RunConfig:

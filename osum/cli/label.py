@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
         rank == 0
     ):  # the progress bar's total (and ETA) when counting is cheap: not for tar shards (read twice)
         counted = not any(is_tar_input(i) for i in args.inputs)
-        bar = _progress(count_inputs(args.inputs, args.limit, seconds=False)[0] if counted else None)
+        bar = _Progress(count_inputs(args.inputs, args.limit, seconds=False)[0] if counted else None)
     with RecordFile(sink_path, resume=args.resume or world > 1) as sink:
         sink.done |= done
         if rank == 0:
@@ -141,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
             limit=args.limit,
             chunk=args.chunk or 4 * options.batch_size,
             take=every(rank, world) if world > 1 else None,
-            on_chunk=lambda s, seen: _tick(bar, s, seen),
+            on_chunk=bar.tick if bar is not None else None,
         )
     if bar is not None:
         bar.close()
@@ -197,7 +197,7 @@ def _run_ray(args: argparse.Namespace, tasks: list[str], out: Path) -> int:
     gpus = int(resources.get("GPU", 0))
     workers = args.workers or (gpus or max(1, int(resources.get("CPU", 1)) // args.worker_cpus))
     counted = not any(is_tar_input(i) for i in args.inputs)
-    bar = _progress(count_inputs(args.inputs, args.limit, seconds=False)[0] if counted else None)
+    bar = _Progress(count_inputs(args.inputs, args.limit, seconds=False)[0] if counted else None)
     print(
         f"osum label: {len(tasks)} tasks ({', '.join(tasks)}) with {args.model} on Ray: {workers} workers "
         f"({'1 GPU' if gpus else f'{args.worker_cpus} CPU'} each)"
@@ -220,7 +220,7 @@ def _run_ray(args: argparse.Namespace, tasks: list[str], out: Path) -> int:
             gpus_per_worker=1.0 if gpus else 0.0,
             limit=args.limit,
             chunk=args.chunk or 4 * options.batch_size,
-            on_chunk=lambda s, seen: _tick(bar, s, seen),
+            on_chunk=bar.tick,
         )
     bar.close()
     return _finish(args, out, summary)
@@ -267,30 +267,31 @@ def _gather(dist, summary):
 LOG_EVERY_SECONDS = 30.0  # a progress line this often when stderr is not a terminal (a job's log file)
 
 
-def _progress(total: int | None):
-    """A progress bar on a terminal; elsewhere (stderr to a log file) tqdm is off and :func:`_tick` writes a
-    plain line every ``LOG_EVERY_SECONDS``."""
-    from tqdm import tqdm
+class _Progress:
+    """A progress bar on a terminal; elsewhere (stderr to a log file) tqdm is off and :meth:`tick` writes a plain
+    line every ``LOG_EVERY_SECONDS``."""
 
-    bar = tqdm(total=total, desc="osum label", unit="clip", file=sys.stderr, disable=None)
-    bar.last_logged = time.monotonic()
-    return bar
+    def __init__(self, total: int | None) -> None:
+        from tqdm import tqdm
 
+        self.bar = tqdm(total=total, desc="osum label", unit="clip", file=sys.stderr, disable=None)
+        self.last_logged = time.monotonic()
 
-def _tick(bar, summary, seen: int) -> None:
-    if bar is None:
-        return
-    rate, speed = summary.recordings_per_second or 0.0, summary.audio_hours_per_hour or 0.0
-    status = f"{rate:.2f} rec/s, {speed:.1f} audio h/h, {summary.errors} errors"
-    if not bar.disable:
-        bar.n = seen
-        bar.set_postfix_str(status, refresh=True)
-        return
-    now = time.monotonic()
-    if now - bar.last_logged >= LOG_EVERY_SECONDS:
-        bar.last_logged = now
-        of = f" of {bar.total}" if bar.total else ""
-        print(f"osum label: {seen}{of} clips; {status}", file=sys.stderr, flush=True)
+    def tick(self, summary, seen: int) -> None:
+        rate, speed = summary.recordings_per_second or 0.0, summary.audio_hours_per_hour or 0.0
+        status = f"{rate:.2f} rec/s, {speed:.1f} audio h/h, {summary.errors} errors"
+        if not self.bar.disable:
+            self.bar.n = seen
+            self.bar.set_postfix_str(status, refresh=True)
+            return
+        now = time.monotonic()
+        if now - self.last_logged >= LOG_EVERY_SECONDS:
+            self.last_logged = now
+            of = f" of {self.bar.total}" if self.bar.total else ""
+            print(f"osum label: {seen}{of} clips; {status}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 def _describe(report: dict, out: Path) -> str:

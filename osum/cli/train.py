@@ -32,9 +32,8 @@ def run(args: argparse.Namespace) -> int:
         )
     import torch.distributed as dist
 
-    if (
-        dist.is_initialized()
-    ):  # every rank leaves the group together; one left alive at interpreter exit may abort
+    # every rank leaves the group together; one left alive at interpreter exit may abort
+    if dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
     return 0

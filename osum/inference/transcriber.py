@@ -9,7 +9,7 @@ So a model whose config names a transcriber answers in two steps, per clip: the 
 transcript once (its own prompt and rules, greedy), then the LLM reads the speech as always and its answer is
 *forced* to start with that transcript; it generates only what follows (the label tags, the chat reply). Training
 is unchanged (teacher forcing on the reference transcript), and ASR and SRWT answers are the transcriber's own.
-The transcriber's decoder reads the osum model's own encoder when it has the source's shape (one encoder pass).
+The transcriber's decoder reads the osum model's own encoder (one encoder pass).
 """
 
 from __future__ import annotations
@@ -57,9 +57,9 @@ class Transcriber:
     @classmethod
     def build(cls, source: str, encoder: WhisperEncoder | None = None) -> Transcriber:
         """The pretrained Whisper decoder of ``source`` (one of :data:`TRANSCRIBERS`). ``encoder``: an osum model's
-        encoder; when its layers have the source's shapes the decoder reads it (one encoder pass per clip, and the
-        frames the LLM reads are the model's own, also for an encoder adapted under the frozen decoder, as the
-        mini recipe's stage 1a does); else the transcriber keeps the source's encoder."""
+        encoder, which the decoder then reads (one encoder pass per clip, and the frames the LLM reads are the
+        model's own, also for an encoder adapted under the frozen decoder, as the mini recipe's stage 1a does). The
+        transcriber is built with that encoder's config, so the source's weights load into it strictly or fail."""
         from osum.checkpoint import build_model
         from osum.presets import preset_config
 
@@ -80,7 +80,7 @@ class Transcriber:
         if encoder is not None and not encoder.config.pad_to_window:
             raise ConfigError("a transcriber needs an encoder with pad_to_window (Whisper's 30 s window)")
         model, tokenizer = build_model(config)
-        if encoder is not None and _same_shapes(encoder, model.encoder):
+        if encoder is not None:
             model.encoder = encoder
         model.to(next(encoder.parameters()).device if encoder is not None else "cpu")
         model.requires_grad_(False)
@@ -147,8 +147,3 @@ def answer_after(codec: LLMCodec, transcript: str, prefix: list[int], generated:
         return whole[len(transcript) :]
     start = whole.find("<", len(codec.decode(prefix)))
     return whole[start:] if start >= 0 else ""
-
-
-def _same_shapes(a: torch.nn.Module, b: torch.nn.Module) -> bool:
-    sa, sb = a.state_dict(), b.state_dict()
-    return sa.keys() == sb.keys() and all(sa[k].shape == sb[k].shape for k in sa)

@@ -306,7 +306,7 @@ class Trainer:
         bar = self._progress(pos.step)
         micro, t0, window = 0, time.time(), {"loss": 0.0, "n": 0, "audio_s": 0.0, "skipped": 0}
         engine = self.engine
-        end = cfg.stop_at or cfg.max_steps
+        end = cfg.last_step
         while pos.step < end and pos.epoch < cfg.max_epochs:
             for batch, bad in self._loader(pos.epoch, pos.batch):
                 batch = batch.to(self.device) if batch is not None else None
@@ -458,7 +458,7 @@ class Trainer:
         from tqdm import tqdm
 
         return tqdm(
-            total=self.run.train.stop_at or self.run.train.max_steps,
+            total=self.run.train.last_step,
             initial=initial,
             desc="train",
             unit="step",

@@ -272,10 +272,10 @@ def test_progress_goes_to_a_log_file_as_plain_lines(monkeypatch, capsys):
     from osum.cli import label as cli
 
     summary = SimpleNamespace(recordings_per_second=2.5, audio_hours_per_hour=30.0, errors=1)
-    bar = cli._progress(10)
-    assert bar.disable  # pytest's captured stderr is not a terminal
-    cli._tick(bar, summary, 3)
+    progress = cli._Progress(10)
+    assert progress.bar.disable  # pytest's captured stderr is not a terminal
+    progress.tick(summary, 3)
     assert capsys.readouterr().err == ""  # not yet: the last line (the start) is under LOG_EVERY_SECONDS old
     monkeypatch.setattr(cli, "LOG_EVERY_SECONDS", 0.0)
-    cli._tick(bar, summary, 4)
+    progress.tick(summary, 4)
     assert capsys.readouterr().err == "osum label: 4 of 10 clips; 2.50 rec/s, 30.0 audio h/h, 1 errors\n"
