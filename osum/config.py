@@ -151,7 +151,14 @@ class ModelConfig:
     # by the LLM's log-probability plus its classifiers' log-probability of the answer's values (a product of the
     # two), instead of the LLM's alone
     label_fusion: bool = False
+    # with label_fusion: the weight of the LLM's log-probability in that score (the classifiers' weighs 1); 0 lets
+    # the classifiers decide the labels (the LLM still writes the answer around them)
+    label_llm_weight: float = 1.0
     trained: bool = True  # False while the adaptor is randomly initialised (say so to users)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.label_llm_weight <= 10.0:
+            raise ConfigError(f"label_llm_weight must be within [0, 10], got {self.label_llm_weight}")
 
     @property
     def max_audio_seconds(self) -> float:

@@ -423,6 +423,7 @@ class Engine:
                     for _, i, task, prompt, prefix in label_rows
                 ],
                 rows_per_pass=4 * options.batch_size,
+                llm_weight=self.config.label_llm_weight,
             )
             for (q, i, task, _, prefix), got in zip(label_rows, scored, strict=True):
                 text = heard[i].text  # type: ignore[union-attr]

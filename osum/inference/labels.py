@@ -9,7 +9,7 @@ per query holds the shared part once and every candidate's own ids after it, und
 Normalised over the candidates these are the label's probabilities; the best one is the answer. This replaces free
 generation of the tags, which can wander (write more transcript between tags, or a tag outside the vocabulary), and
 gives every label a confidence. With ``LabelQuery.prior`` (``ModelConfig.label_fusion``) each answer's score also
-adds the model's label classifiers' log-probability of its values.
+adds the model's label classifiers' log-probability of its values (the LLM's weighed by ``label_llm_weight``).
 """
 
 from __future__ import annotations
@@ -89,9 +89,16 @@ def _plan(codec: LLMCodec, q: LabelQuery, eos: int) -> _Plan:
 
 @torch.inference_mode()
 def score_labels(
-    model: OsumModel, codec: LLMCodec, queries: Sequence[LabelQuery], rows_per_pass: int = 32
+    model: OsumModel,
+    codec: LLMCodec,
+    queries: Sequence[LabelQuery],
+    rows_per_pass: int = 32,
+    llm_weight: float = 1.0,
 ) -> list[LabelAnswer]:
     """The label probabilities of each query, candidates scored in passes of about ``rows_per_pass`` rows.
+
+    A query with a ``prior`` scores each candidate ``llm_weight`` x the LLM's log-probability + the classifiers'
+    (``ModelConfig.label_llm_weight``); without one, by the LLM's alone.
 
     Every candidate of a query shares [prompt, speech, forced prefix, the ids all candidates continue with]; one
     row per query holds that shared part once and every candidate's own ids after it, under a tree-shaped attention
@@ -116,7 +123,7 @@ def score_labels(
             scores[i] = got
     answers = []
     for q, plan, own in zip(queries, plans, scores, strict=True):
-        mine = own if q.prior is None else own + _prior(q.prior, plan.labels)
+        mine = own if q.prior is None else llm_weight * own + _prior(q.prior, plan.labels)
         probs_all = mine.softmax(0)
         best = int(mine.argmax())
         probs: dict[str, dict[str, float]] = {

@@ -128,6 +128,30 @@ def test_a_classifier_prior_is_added_to_each_answers_score(tiny):
     assert fused.avg_logprob == pytest.approx(alone / (len(target) - len(q.prefix)), abs=1e-4)
 
 
+def test_the_llm_weight_scales_its_share_of_a_fused_score(tiny):
+    """ModelConfig.label_llm_weight: a fused score is weight x the LLM's log-probability + the classifiers'; at 0
+    the classifiers alone decide, even against the LLM's most likely answer."""
+    codec = tiny.codec(random_prompt=False)
+    task = tiny.task("sgc")
+    q = LabelQuery(_feats(0.9, 3), codec.prompt_ids(task), task, "", answer_prefix(codec, task, ""))
+    llm = score_labels(tiny.model, codec, [q])[0].probs["gender"]
+    values = LABEL_FIELDS["gender"].values
+    worst = min(llm, key=llm.get)
+    # the classifiers lean (60/40) towards the LLM's less likely value
+    lean = torch.tensor([0.6 if v == worst else 0.4 for v in values]).log()
+    prior = {"gender": lean}
+    for weight in (0.0, 0.5, 1.0):
+        got = score_labels(tiny.model, codec, [dataclasses.replace(q, prior=prior)], llm_weight=weight)[0]
+        logits = {v: weight * torch.tensor(llm[v]).log() + lean[values.index(v)] for v in values}
+        expected = torch.stack(list(logits.values())).softmax(0)
+        for v, p in zip(logits, expected.tolist(), strict=True):
+            assert got.probs["gender"][v] == pytest.approx(p, abs=1e-4)
+        if weight == 0.0:
+            assert got.labels["gender"] == worst and got.probs["gender"][worst] == pytest.approx(0.6, abs=1e-5)
+    with pytest.raises(osum.ConfigError, match="label_llm_weight"):
+        dataclasses.replace(tiny.config, label_llm_weight=-1.0)
+
+
 def test_a_low_probability_label_becomes_none():
     probs = {"gender": {"female": 0.55, "male": 0.45}, "age": {"adult": 0.9, "child": 0.05, "old": 0.05}}
     got = thresholded({"gender": "female", "age": "adult"}, probs, 0.6)
