@@ -101,6 +101,18 @@ class LabelTokens(nn.Module):
             else {}
         )
 
+    def train(self, mode: bool = True) -> LabelTokens:
+        """As :meth:`nn.Module.train`, except that while none of the classifiers' parameters train (a stage that
+        trains only the class vectors, or nothing here), their standardisation statistics stay as they were
+        trained: in train mode BatchNorm would move them to each batch, and the frozen classifiers would then read
+        inputs they never learnt (what happened to the committed ``mini`` in stage 3b, RESULTS.md section 15)."""
+        super().train(mode)
+        if mode and not any(p.requires_grad for n, p in self.named_parameters() if not n.startswith("values.")):
+            for norm in (self.norm, self.frame_norm):
+                if norm is not None:
+                    norm.eval()
+        return self
+
     @property
     def fields(self) -> tuple[str, ...]:
         """The label fields in token order (:data:`osum.vocabulary.LABEL_FIELDS`' order, ``Batch.attributes`` columns)."""

@@ -185,3 +185,27 @@ def test_attention_heads_pick_out_a_short_sound_and_ignore_padding():
     with_pad, _ = heads(padded, torch.tensor([30]), torch.zeros(1, 4))
     torch.testing.assert_close(alone["event"], with_pad["event"], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(alone["emotion"], with_pad["emotion"], atol=1e-5, rtol=1e-5)
+
+
+def test_frozen_classifiers_keep_their_standardisation_in_train_mode():
+    """A stage that trains only the class vectors (or nothing of the label tokens) leaves the BatchNorm statistics
+    of the frozen classifiers as trained; a stage that trains the classifiers moves them."""
+    torch.manual_seed(0)
+    heads = LabelTokens(16, 8, ["event", "emotion", "gender"], head="linear+attention")
+    enc, lengths = torch.randn(3, 20, 16) * 3 + 1, torch.tensor([20, 15, 9])
+    heads(enc, lengths)  # train mode: statistics move
+    trained = {k: v.clone() for k, v in heads.state_dict().items() if "running" in k}
+    assert trained and all(not torch.equal(v, torch.zeros_like(v)) for k, v in trained.items() if "mean" in k)
+    for name, p in heads.named_parameters():
+        p.requires_grad_(name.startswith("values."))
+    heads.train()
+    assert heads.training and heads.heads.training
+    logits, tokens = heads(enc, lengths)
+    tokens.sum().backward()  # the class vectors still learn
+    assert all(heads.values[f].grad is not None for f in heads.fields)
+    assert all(torch.equal(heads.state_dict()[k], v) for k, v in trained.items())
+    for p in heads.parameters():
+        p.requires_grad_(True)
+    heads.train()
+    heads(enc * 2, lengths)
+    assert not torch.equal(heads.state_dict()["norm.running_mean"], trained["norm.running_mean"])
