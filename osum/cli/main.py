@@ -9,7 +9,7 @@ import warnings
 from collections.abc import Sequence
 
 from osum import __version__
-from osum.cli import convert, data, demo, evaluate, export, infer, label, serve, tasks, train
+from osum.cli import convert, data, demo, evaluate, export, infer, label, plan, serve, tasks, train
 from osum.errors import OsumError
 
 COMMANDS = {
@@ -23,6 +23,7 @@ COMMANDS = {
     "eval": evaluate,
     "export": export,
     "serve": serve,
+    "plan": plan,
 }
 
 
