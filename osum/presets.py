@@ -64,8 +64,10 @@ def _mini() -> ModelConfig:
         ),
         prompt_language="en",
         label_fields=LABEL_FIELDS_WITH_SPEECH,
-        # a label answer's score adds the classifiers' log-probability to the LLM's (RESULTS.md section 12)
+        # a label answer's score adds the classifiers' log-probability to the LLM's (RESULTS.md section 12), the
+        # LLM's at weight 0: the classifiers decide (section 15: the best weight on a validation corpus)
         label_fusion=True,
+        label_llm_weight=0.0,
         trained=False,
     )
 
