@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 import osum
+from osum.checkpoint import load_strict
 from osum.convert.whisper import load_whisper, packaged_tiny_en_dir
 from osum.data.manifest import load_utterance_audio
 from osum.data.reader import read_any
@@ -60,8 +61,7 @@ def transformers_system(tokenizer) -> Callable[[list[np.ndarray]], list[str]]:
 
     config, state = load_whisper(packaged_tiny_en_dir())
     model = WhisperForConditionalGeneration(config).eval()
-    model.load_state_dict(state, strict=False)
-    model.tie_weights()
+    load_strict(model, state, "packaged Whisper tiny.en")
     generation = GenerationConfig.from_model_config(config)
     generation.no_timestamps_token_id = tokenizer.convert_tokens_to_ids("<|notimestamps|>")
     generation.is_multilingual = False

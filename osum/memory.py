@@ -30,18 +30,18 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from osum.config import ModelConfig
-from osum.model.adaptor import adaptor_frames, encoder_frames
+from osum.data.audio import HOP_LENGTH, SAMPLE_RATE
+from osum.model.adaptor import encoder_frames, num_speech_tokens
 from osum.model.osum import OsumModel
 
 GIB = 1024**3
-MEL_FRAMES_PER_SECOND = 100  # 16 kHz, hop 160
 
 
 @dataclass(frozen=True)
@@ -53,15 +53,20 @@ class Workload:
     prompt_tokens: int = 48
     answer_tokens: int = 128
 
+    @property
+    def mel_frames(self) -> int:
+        """Log-mel frames per clip."""
+        return round(self.seconds * SAMPLE_RATE / HOP_LENGTH)
+
     def encoder_frames(self, config: ModelConfig) -> int:
         """T: the encoder's output frames per clip."""
         if config.encoder.pad_to_window:
             return config.encoder.max_positions
-        return int(encoder_frames(round(self.seconds * MEL_FRAMES_PER_SECOND)))
+        return int(encoder_frames(self.mel_frames))
 
     def adaptor_frames(self, config: ModelConfig) -> int:
-        """T2: speech tokens per clip (the adaptor's frames)."""
-        return int(adaptor_frames(int(encoder_frames(round(self.seconds * MEL_FRAMES_PER_SECOND)))))
+        """T2: speech tokens per clip (the adaptor's frames; a padded window's are cut to the clip's)."""
+        return int(num_speech_tokens(self.mel_frames))
 
     def llm_tokens(self, config: ModelConfig) -> int:
         """S: prompt + speech BOS + speech tokens + speech EOS + answer (+ one label token per field)."""
@@ -264,10 +269,8 @@ def _runs(
         work = Workload(seconds=seconds, prompt_tokens=8, answer_tokens=answer)
         prompt = torch.randint(1, vocab, (work.prompt_tokens,)).tolist()
         target = torch.randint(1, vocab, (answer,)).tolist()
-        batch = collate(
-            [torch.randn(round(seconds * MEL_FRAMES_PER_SECOND), config.encoder.n_mels)], [prompt], [target]
-        )
-        context = torch.autocast("cpu", dtype=autocast) if autocast is not None else _nothing()
+        batch = collate([torch.randn(work.mel_frames, config.encoder.n_mels)], [prompt], [target])
+        context = torch.autocast("cpu", dtype=autocast) if autocast is not None else nullcontext()
         with saved_bytes(model, parts) as totals, context:
             out = model(batch, full_logits=False)
         del out
@@ -279,11 +282,6 @@ def _runs(
         }
         runs.append((dict(totals), units))
     return runs
-
-
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield
 
 
 @dataclass(frozen=True)
