@@ -32,7 +32,9 @@ def run(args: argparse.Namespace) -> int:
         )
     import torch.distributed as dist
 
-    # every rank leaves the group together; one left alive at interpreter exit may abort
+    # every rank leaves the group together, with nothing left holding it: a group alive at interpreter exit may
+    # abort the process there, after a run that succeeded
+    trainer.close()
     if dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()

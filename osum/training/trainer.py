@@ -7,6 +7,7 @@ DeepSpeed ZeRO (``train.engine=deepspeed``; see :mod:`osum.training.engines`).
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import math
@@ -348,6 +349,15 @@ class Trainer:
             self._tb.close()
         model.eval()
         return pos
+
+    def close(self) -> None:
+        """Drop the training engine, which holds the process group (DDP's reducer, DeepSpeed), so that
+        ``destroy_process_group`` frees the group while the interpreter is alive. A group still referenced at
+        interpreter exit is torn down during finalization, where gloo's threads can abort the process
+        ("terminate called without an active exception") after a run that succeeded. The trained weights stay
+        in ``self.osum``/``self.params``; ``fit`` cannot be called again."""
+        self.engine = None  # type: ignore[assignment]
+        gc.collect()
 
     # ----------------------------------------------------------------------------------------- side jobs
 
