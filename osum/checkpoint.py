@@ -36,8 +36,11 @@ PROMPTS_FILE = "prompts.yaml"
 def load_strict(
     module: torch.nn.Module, state_dict: dict[str, torch.Tensor], what: str, assign: bool = False
 ) -> None:
-    """``load_state_dict(strict=True)`` whose failure is a CheckpointError naming the keys at fault."""
-    state_dict = _fill_tied(module, state_dict)
+    """``load_state_dict(strict=True)`` whose failure is a CheckpointError naming the keys at fault.
+
+    A checkpoint from before the speech field's third value (``"vocal"``) loads with its two-class speech
+    classifier widened by :func:`widen_speech_field`."""
+    state_dict = widen_speech_field(module, _fill_tied(module, state_dict))
     missing, unexpected = (
         set(module.state_dict()) - set(state_dict),
         set(state_dict) - set(module.state_dict()),
@@ -51,6 +54,26 @@ def load_strict(
         module.load_state_dict(state_dict, strict=True, assign=assign)
     except RuntimeError as exc:  # shape mismatches
         raise CheckpointError(f"{what}: {str(exc).strip()}") from None
+
+
+# the speech classifier's output layer and its class vectors (osum.model.label_tokens.LabelTokens)
+_SPEECH_ROWS = ("heads.speech.weight", "heads.speech.bias", "values.speech")
+
+
+def widen_speech_field(module: torch.nn.Module, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Give a two-class speech classifier (``speech``, ``none``: checkpoints made before ``"vocal"`` was added to
+    :data:`osum.vocabulary.SPEECH_FIELD`) the third class the model expects, which it then never chooses: a
+    zero weight row and a bias of -1e4 (a class vector of zeros). Such a model answers as it did; its speech head
+    must be trained again to hear lone vocal events. Other keys and shapes are left to the strict load."""
+    expected = {k: v.shape for k, v in module.state_dict().items() if k.endswith(_SPEECH_ROWS)}
+    out = dict(state_dict)
+    for key, shape in expected.items():
+        got = out.get(key)
+        if got is None or got.shape[0] != 2 or shape[0] != 3 or tuple(got.shape[1:]) != tuple(shape[1:]):
+            continue
+        row = torch.full((1, *got.shape[1:]), -1e4 if key.endswith("bias") else 0.0, dtype=got.dtype)
+        out[key] = torch.cat([got, row.to(got.device)])
+    return out
 
 
 def model_class(config: ModelConfig) -> type[OsumModel] | type[WhisperTaskModel]:

@@ -24,7 +24,14 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from osum.checkpoint import CONFIG_FILE, PROMPTS_FILE, build_model, load_checkpoint, usual_file_mode
+from osum.checkpoint import (
+    CONFIG_FILE,
+    PROMPTS_FILE,
+    build_model,
+    load_checkpoint,
+    usual_file_mode,
+    widen_speech_field,
+)
 from osum.config import ModelConfig, load_yaml, save_yaml
 from osum.errors import CheckpointError
 from osum.tasks import PromptTable, default_prompts
@@ -101,6 +108,7 @@ def load_delta(path: str | os.PathLike, device: torch.device, llm_dtype: torch.d
     except (OSError, SafetensorError) as exc:
         raise CheckpointError(f"{folder / DELTA_FILE}: unreadable ({exc})") from None
     model, tokenizer = build_model(config, seed=0)
+    delta = widen_speech_field(model, delta)  # an export made before the speech field's "vocal"
     state = model.state_dict()
     for key in sorted(delta):
         name = key.removesuffix(ROWS).removesuffix(VALUES)

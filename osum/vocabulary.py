@@ -125,10 +125,17 @@ EVENT = LabelField(
 TASK_LABEL_FIELDS: Mapping[str, LabelField] = MappingProxyType(
     {f.name: f for f in (EVENT, EMOTION, STYLE, GENDER, AGE)}
 )
-# Not a task's label: whether a clip holds speech at all ("none": no words, the transcript is empty). Classifiers
-# (label heads, label tokens) learn it from the transcripts, so a model can answer "no speech" instead of inventing
-# words for silence or noise. Last, so the task fields keep their Batch.attributes columns.
-SPEECH_FIELD = LabelField("speech", ("speech", "none"))
+# Not a task's label: whether a clip holds speech at all. "none": no words and no voice (silence, noise, tones);
+# "vocal": no words, but a vocal event alone (a cough, a laugh), which VED names. Classifiers (label heads, label
+# tokens) learn it from the transcripts and event labels, so a model can answer "no speech" instead of inventing
+# words for silence or noise, and still name a lone cough. Last, so the task fields keep their Batch.attributes
+# columns; "vocal" was added after the first two (osum.checkpoint.load_strict widens older two-class heads).
+SPEECH_FIELD = LabelField(
+    "speech",
+    ("speech", "none", "vocal"),
+    gloss={"speech": "words", "none": "no voice", "vocal": "a vocal sound without words"},
+)
+VOCAL_ANSWER_FIELDS = ("event",)  # what a "vocal" clip answers: a task asking only for these gets its labels
 LABEL_FIELDS: Mapping[str, LabelField] = MappingProxyType({**TASK_LABEL_FIELDS, "speech": SPEECH_FIELD})
 
 # The registered tasks in registry order (osum.tasks.TASKS must match): a stage-1 Whisper tokenizer has one tag

@@ -51,6 +51,18 @@ def utterance_seconds(u: Utterance) -> float:
     return end - float(u.start or 0.0)
 
 
+def speech_label(u: Utterance) -> str | None:
+    """The clip's value of the ``speech`` field (:data:`osum.vocabulary.SPEECH_FIELD`), from its transcript:
+    ``"speech"`` when it has words; when it is empty, ``"vocal"`` if the clip holds a vocal event (an ``event``
+    label, or ``extra.event`` as `osum data synth` writes for a lone event under every task) and ``"none"``
+    otherwise; None (unknown) without a transcript."""
+    if u.text is None:
+        return None
+    if normalize_text(u.text):
+        return "speech"
+    return "vocal" if u.labels.get("event") or u.extra.get("event") else "none"
+
+
 class TrainingData:
     """All utterances of the configured manifests, with the lengths batching needs."""
 
@@ -124,12 +136,13 @@ class TrainingData:
         log.info("training data: %d utterances kept, dropped %s", len(self.items), dict(self.skipped))
 
     def auxiliary_labels(self, u: Utterance) -> Mapping[str, str]:
-        """The labels of ``u`` for the auxiliary classifiers: its own, ``speech`` (``"none"`` when its transcript is
-        empty, ``"speech"`` when it has words; unknown without a transcript), plus ``data.extra_labels``' fields
-        it lacks, read from its ``extra``. A value the field does not know is an error naming the clip."""
+        """The labels of ``u`` for the auxiliary classifiers: its own, ``speech`` (:func:`speech_label`), plus
+        ``data.extra_labels``' fields it lacks, read from its ``extra``. A value the field does not know is an
+        error naming the clip."""
         labels = dict(u.labels)
-        if u.text is not None and "speech" not in labels:
-            labels["speech"] = "speech" if normalize_text(u.text) else "none"
+        heard = speech_label(u)
+        if heard is not None and "speech" not in labels:
+            labels["speech"] = heard
         for name, key in self.cfg.extra_labels.items():
             if name in labels or key not in u.extra:
                 continue

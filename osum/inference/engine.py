@@ -59,6 +59,7 @@ from osum.model.whisper_tasks import WhisperTaskModel
 from osum.tasks import LABEL_FIELDS, PromptTable, Task, TaskResult, get_task
 from osum.tasks.base import Word, normalize_text
 from osum.tasks.srwt import format_words
+from osum.vocabulary import VOCAL_ANSWER_FIELDS
 
 _T = TypeVar("_T")
 
@@ -272,6 +273,7 @@ class Engine:
         probs: list[dict[str, dict[str, float]]] = [{} for _ in waves]
         scores: list[float | None] = [None] * len(waves)
         words: list[list[Word]] = [[] for _ in waves]
+        vocal = [False] * len(waves)  # the speech head heard a vocal sound without words
         order = sorted(range(len(waves)), key=lambda i: -feats[i].shape[0])
         chunks = list(_chunks(order, options.batch_size))
         if progress:
@@ -304,8 +306,9 @@ class Engine:
                     probs[i][f] = dict(zip(LABEL_FIELDS[f].values, p, strict=True))
                     labels[i][f] = LABEL_FIELDS[f].values[int(v[row].argmax())]
                 # the model's own speech head (label_fields has "speech"; trained heads only): no words, no text
-                silent = self.config.trained and labels[i].get("speech") == "none"
-                transcripts[i] = "" if silent else codec.decode(ids[row])
+                heard = labels[i].get("speech") if self.config.trained else None
+                vocal[i] = heard == "vocal"
+                transcripts[i] = "" if heard in ("none", "vocal") else codec.decode(ids[row])
                 scores[i] = means[row]
                 if i in timed and transcripts[i]:
                     weights = model.alignment_weights(prompt, ids[row], encoded[0][row : row + 1])
@@ -319,9 +322,11 @@ class Engine:
             elif normalize_text(text):  # speech: the task's labels follow the transcript, as in its targets
                 body = text if task.has_transcript else ""
                 text = body + "".join(f"<{labels[i][f.name]}>" for f in task.label_fields)
+            elif vocal[i] and _answers_vocal(task):  # a lone vocal event: its label alone, as in VED's targets
+                text = "".join(f"<{labels[i][f.name]}>" for f in task.label_fields)
             parsed = task.parse(text)
             mine = {f.name: probs[i][f.name] for f in task.label_fields if f.name in probs[i]}
-            if normalize_text(transcripts[i]) and mine:
+            if (normalize_text(transcripts[i]) or (vocal[i] and _answers_vocal(task))) and mine:
                 parsed = dataclasses.replace(
                     parsed,
                     labels=thresholded(dict(parsed.labels), mine, options.min_label_prob),
@@ -357,6 +362,7 @@ class Engine:
         order = sorted(range(len(waves)), key=lambda i: -feats[i].shape[0])
         heard: list[Transcription | None] = [None] * len(waves)
         silent = [False] * len(waves)
+        vocal: list[dict[str, dict[str, float]] | None] = [None] * len(waves)  # a lone vocal event: its labels
         chunks = list(_chunks(order, options.batch_size))
         if progress:
             from tqdm import tqdm
@@ -381,9 +387,16 @@ class Engine:
                 lengths = torch.tensor([t.frames.shape[0] for t in done], device=frames.device)
                 logits, _ = model.label_tokens(frames, lengths, _stack(pitch, chunk, self.device))
                 if speech_head:
-                    none = LABEL_FIELDS["speech"].values.index("none")
-                    for i, row in zip(chunk, logits["speech"].argmax(-1).tolist(), strict=True):
-                        silent[i] = row == none
+                    values = LABEL_FIELDS["speech"].values
+                    for j, i in enumerate(chunk):
+                        heard_as = values[int(logits["speech"][j].argmax())]
+                        silent[i] = heard_as in ("none", "vocal")
+                        if heard_as == "vocal":
+                            vocal[i] = {
+                                f: dict(zip(LABEL_FIELDS[f].values, logits[f][j].float().softmax(-1).tolist(), strict=True))
+                                for f in VOCAL_ANSWER_FIELDS
+                                if f in logits
+                            }
                 if fusion:
                     for j, i in enumerate(chunk):
                         priors[i] = {f: x[j].float().log_softmax(-1).cpu() for f, x in logits.items()}
@@ -394,7 +407,9 @@ class Engine:
         for q, (query, task, i) in enumerate(zip(queries, tasks, clip_of, strict=True)):
             t = heard[i]
             assert t is not None
-            if silent[i] or (task.has_transcript and not normalize_text(t.text)):
+            if vocal[i] is not None and _answers_vocal(task) and all(f.name in vocal[i] for f in task.label_fields):
+                results[q] = self._vocal_result(task, vocal[i], options)
+            elif silent[i] or (task.has_transcript and not normalize_text(t.text)):
                 results[q] = task.parse("")
             elif task.name in ("asr", "srwt") and query.prompt is None:
                 parsed = task.parse(format_words(t.words) if task.name == "srwt" and t.words else t.text)
@@ -453,6 +468,18 @@ class Engine:
         return [r for r in results if r is not None]
 
     @staticmethod
+    def _vocal_result(
+        task: Task, probs: dict[str, dict[str, float]], options: DecodingOptions
+    ) -> TaskResult:
+        """The answer for a clip of a vocal event alone: no transcript, the classifiers' labels (``probs``:
+        ``{field: {value: probability}}``, :data:`VOCAL_ANSWER_FIELDS`), as VED's target ``<cough>``."""
+        mine = {f.name: probs[f.name] for f in task.label_fields}
+        parsed = task.parse("".join(f"<{max(p, key=p.__getitem__)}>" for p in mine.values()))
+        return dataclasses.replace(
+            parsed, labels=thresholded(dict(parsed.labels), mine, options.min_label_prob), label_probs=mine
+        )
+
+    @staticmethod
     def _label_result(
         task: Task,
         transcript: str,
@@ -489,6 +516,12 @@ class _ClipPlan:
     split: bool
     seconds: float
     regions: list[tuple[float, float]] = dataclasses.field(default_factory=list)  # speech, in seconds
+
+
+def _answers_vocal(task: Task) -> bool:
+    """Whether ``task`` answers a clip of a vocal event alone (the speech head's ``"vocal"``): it asks for
+    labels, and only those a lone vocal sound has (:data:`VOCAL_ANSWER_FIELDS`: VED's event)."""
+    return bool(task.label_fields) and all(f.name in VOCAL_ANSWER_FIELDS for f in task.label_fields)
 
 
 def _cap(task: Task, mel_frames: int, options: DecodingOptions) -> int:

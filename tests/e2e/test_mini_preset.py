@@ -19,7 +19,9 @@ from osum.convert.whisper import load_whisper, packaged_tiny_en_dir, whisper_enc
 from osum.data.audio import SAMPLE_RATE, load_audio, log_mel_spectrogram
 from osum.data.tts import synthesize
 from osum.model.assets import package_dir
+from osum.model.label_tokens import AttentionPool
 from osum.runtime import cache_dir
+from osum.tasks import LABEL_FIELDS
 
 pytestmark = pytest.mark.slow
 
@@ -148,3 +150,35 @@ def test_transcriber_writes_the_transcript_of_every_answer(mini, tmp_path):
     assert "quick brown fox" in out["asr"].transcript.lower()
     for task in ("sgc", "sttc"):
         assert out[task].raw.startswith(out["asr"].raw)
+
+
+def test_the_speech_head_silences_noise_and_names_a_lone_vocal_event(mini, tmp_path):
+    """A trained model's speech head (forced here): "none" empties every answer; "vocal" (a cough, no words)
+    empties all but VED, which answers the event classifier's label, as in VED's target for a lone event."""
+    model = osum.load("mini-base", device="cpu")  # its own copy: label tokens are added and forced here
+    assert model is not mini[0]
+    tokens = model.model.add_label_tokens().eval()
+    assert "speech" in tokens.fields and "event" in tokens.fields
+    heads = {
+        n: h[-1] if isinstance(h, torch.nn.Sequential) else h.out if isinstance(h, AttentionPool) else h
+        for n, h in tokens.heads.items()
+    }
+    wav = synthesize(SPEECH, tmp_path / "fox.wav", voice="en-us")
+    options = osum.DecodingOptions(max_new_tokens=20)
+
+    def force(name: str, value: str) -> None:
+        with torch.no_grad():
+            heads[name].weight.zero_()
+            heads[name].bias.fill_(-10.0)
+            heads[name].bias[LABEL_FIELDS[name].values.index(value)] = 10.0
+
+    model.model.config.trained = True
+    force("speech", "none")
+    none = model.run([wav], tasks=["asr", "ved", "sgc"], options=options)[0]
+    assert [none[t].raw for t in ("asr", "ved", "sgc")] == ["", "", ""]
+    force("speech", "vocal")
+    force("event", "sneeze")
+    vocal = model.run([wav], tasks=["asr", "ved", "sgc", "sttc"], options=options)[0]
+    assert vocal["ved"].raw == "<sneeze>" and vocal["ved"].labels["event"] == "sneeze"
+    assert vocal["ved"].label_probs["event"]["sneeze"] > 0.99
+    assert [vocal[t].raw for t in ("asr", "sgc", "sttc")] == ["", "", ""]

@@ -183,6 +183,34 @@ def test_init_label_heads_takes_the_classifiers_and_keeps_the_class_vectors(tmp_
     assert tokens.shape == (1, len(target.label_tokens.fields), target.config.llm.hidden_size)
 
 
+def test_a_checkpoint_from_before_the_vocal_class_loads_and_answers_as_before(tmp_path):
+    """A two-class speech classifier (speech, none), saved before "vocal" was added to the speech field, loads
+    into today's three-class head with a class it never chooses; its other logits are unchanged."""
+    from osum.vocabulary import LABEL_FIELDS
+
+    source = osum.load("tiny", device="cpu", seed=1)
+    source.model.config.label_fields = list(LABEL_FIELDS)
+    tokens = source.model.add_label_tokens().eval()
+    assert tokens.heads["speech"].out_features == 3
+    folder = source.save(tmp_path / "old")
+    weights = load_file(str(folder / WEIGHTS_FILE))
+    for key in ("label_tokens.heads.speech.weight", "label_tokens.heads.speech.bias", "label_tokens.values.speech"):
+        weights[key] = weights[key][:2].clone()  # the old layout
+    save_file(weights, str(folder / WEIGHTS_FILE))
+    loaded = osum.load(folder, device="cpu").model
+    enc, lengths = torch.randn(5, 7, loaded.config.encoder.d_model), torch.full((5,), 7)
+    with torch.no_grad():
+        old, _ = tokens(enc, lengths)
+        new, _ = loaded.label_tokens(enc, lengths)
+    torch.testing.assert_close(new["speech"][:, :2], old["speech"][:, :2])
+    assert (new["speech"][:, 2] < -1e3).all() and (new["speech"].argmax(-1) < 2).all()
+    torch.testing.assert_close(new["gender"], old["gender"])
+    bad = {**weights, "label_tokens.heads.speech.bias": torch.zeros(4)}  # not the old layout: a clear error
+    save_file(bad, str(folder / WEIGHTS_FILE))
+    with pytest.raises(CheckpointError, match="heads.speech.bias"):
+        osum.load(folder, device="cpu")
+
+
 def test_saved_weights_get_the_usual_file_mode(tiny, tmp_path):
     """safetensors writes 0600; a saved model must be readable by whoever may read the folder (0666 - umask)."""
     import os

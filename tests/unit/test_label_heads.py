@@ -68,8 +68,19 @@ def test_every_task_shares_one_transcript_and_the_heads_give_the_labels(base, sp
         assert out["sgc"].raw.endswith("<male>")
         with torch.no_grad():  # now the speech head hears none: no words, no labels, whatever is asked
             heads["speech"].bias.neg_()
-        silent = trained.run([speech], tasks=["asr", "sgc"], sample_rate=16000)[0]
+        silent = trained.run([speech], tasks=["asr", "sgc", "ved"], sample_rate=16000)[0]
         assert silent["asr"].transcript == "" and silent["sgc"].labels["gender"] is None
+        assert silent["ved"].raw == "" and silent["ved"].labels["event"] is None
+        with torch.no_grad():  # a vocal sound without words (a lone cough): VED names it, nothing else answers
+            for name, value in (("speech", "vocal"), ("event", "cough")):
+                heads[name].weight.zero_()
+                heads[name].bias.fill_(-10.0)
+                heads[name].bias[LABEL_FIELDS[name].values.index(value)] = 10.0
+        vocal = trained.run([speech], tasks=["asr", "sgc", "ved", "ser"], sample_rate=16000)[0]
+        assert vocal["ved"].raw == "<cough>" and vocal["ved"].transcript == ""
+        assert vocal["ved"].labels["event"] == "cough" and vocal["ved"].label_probs["event"]["cough"] > 0.99
+        assert vocal["asr"].raw == "" and vocal["sgc"].labels["gender"] is None
+        assert vocal["ser"].labels["emotion"] is None
     finally:
         trained.model.config.trained = False
         with torch.no_grad():

@@ -349,3 +349,16 @@ def test_audio_errors(wavs):
         load_utterance_audio(Utterance("k", "/nowhere/gone.wav", start=0.1))
     with pytest.raises(AudioError, match="cannot read audio"):
         load_utterance_audio(Utterance("k", "x.tar:k.wav", audio_bytes=b"not audio at all"))
+
+
+def test_the_speech_field_of_a_clip_comes_from_its_transcript_and_event():
+    from osum.data.dataset import speech_label
+
+    assert speech_label(Utterance("a", "a.wav", text="hello there")) == "speech"
+    assert speech_label(Utterance("b", "b.wav", text="")) == "none"  # silence, noise, tones
+    # a vocal event alone: labelled (VED), or only named in extra (the same sound under another task)
+    assert speech_label(Utterance("d", "d.wav", task="ved", text="", labels={"event": "cough"})) == "vocal"
+    assert speech_label(Utterance("e", "e.wav", task="ser", text="", extra={"event": "laugh"})) == "vocal"
+    # an event inside speech is speech; no transcript: unknown
+    assert speech_label(Utterance("f", "f.wav", task="ved", text="oh no", labels={"event": "cry"})) == "speech"
+    assert speech_label(Utterance("g", "g.wav", labels={"event": "cry"})) is None
