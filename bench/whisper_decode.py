@@ -11,6 +11,8 @@ median is kept:
 - ``osum``: ``osum.load("mini-stage1-base").run(waves, "asr")`` (batch 8; log-mel, voice activity detection,
   the 30 s window, Whisper's decoding rules); ``osum (guards off)``: the same with ``skip_silence`` and
   ``stop_loops`` off (no voice activity detector, no loop guard), as the others run;
+- ``osum (int8)``: the same as ``osum`` with ``dtype="int8"`` (int8 weights in every linear layer,
+  ``osum.inference.quantize``);
 - ``transformers``: ``WhisperForConditionalGeneration`` with the same weights (osum's converter) and
   ``WhisperFeatureExtractor``, ``generate`` on batches of 8 (padded 30 s windows, its default);
 - ``faster-whisper``: ``WhisperModel(folder).transcribe(wave, beam_size=1, language="en", vad_filter=False,
@@ -130,6 +132,7 @@ def main() -> int:
     systems = {
         "osum": osum_system(base),
         "osum (guards off)": osum_system(base, guards=False),
+        "osum (int8)": osum_system(osum.load("mini-stage1-base", device="cpu", dtype="int8")),
         "transformers": transformers_system(base.tokenizer),
     }
     for kind in ("float32", "int8"):

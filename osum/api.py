@@ -24,6 +24,7 @@ from osum.export import is_delta_dir, load_delta
 from osum.inference.decoding import DecodingOptions
 from osum.inference.engine import Engine, Query  # Query: re-exported (osum.Query)
 from osum.inference.long_audio import MAX_AUDIO_SECONDS
+from osum.inference.quantize import is_int8, quantize_int8
 from osum.inference.transcriber import Transcriber
 from osum.model.osum import OsumModel
 from osum.model.whisper_tasks import WhisperTaskModel
@@ -47,6 +48,19 @@ class Osum:
     ) -> None:
         self.engine = Engine(model.eval(), tokenizer, prompts or default_prompts())
         self.source = source
+        self.int8 = False  # quantize_int8 was applied: answer only
+
+    def quantize_int8(self) -> int:
+        """int8 weights for CPU inference (:mod:`osum.inference.quantize`), in the model and its transcriber ->
+        the number of linear layers replaced. Irreversible: the model can then answer, not train or be saved."""
+        if self.device.type != "cpu":
+            raise ConfigError(f"int8 weights run on the CPU only; this model is on {self.device}")
+        modules: list[torch.nn.Module] = [self.model]
+        if self.transcriber is not None:
+            modules.append(self.transcriber.model)
+        count = quantize_int8(*modules)
+        self.int8 = True
+        return count
 
     @property
     def model(self) -> OsumModel | WhisperTaskModel:
@@ -87,6 +101,8 @@ class Osum:
 
     def save(self, out_dir: str | os.PathLike) -> Path:
         """Write a self-describing checkpoint directory (config, weights, tokenizer, prompts)."""
+        if self.int8:
+            raise ConfigError("an int8 model cannot be saved: save the model loaded without dtype='int8'")
         out = save_checkpoint(out_dir, self.model, self.tokenizer)
         self.prompts.save(out / PROMPTS_FILE)
         return out
@@ -161,8 +177,15 @@ def load(
     builds the untrained base from the packaged weights.
 
     ``dtype`` is the LLM's (default: bf16 on CUDA, float32 on CPU); encoder and adaptor run in float32.
+    ``"int8"``: int8 weights in every linear layer, on the CPU, for answering only (:meth:`Osum.quantize_int8`).
     """
     dev = torch.device(device) if device is not None else default_device()
+    if is_int8(dtype):
+        if dev.type != "cpu":
+            raise ConfigError(f"dtype int8 runs on the CPU only; device is {dev}")
+        model = load(name_or_dir, dev, torch.float32, seed)
+        model.quantize_int8()
+        return model
     llm_dtype = parse_dtype(dtype, dev)
     path = Path(name_or_dir)
     if path.is_dir() and is_delta_dir(path):  # an exported folder: trained tensors over packaged bases

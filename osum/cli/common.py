@@ -9,7 +9,11 @@ import sys
 def add_decoding_args(p: argparse.ArgumentParser) -> None:
     """--device, --dtype, --batch-size, --beams, --max-new-tokens."""
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
-    p.add_argument("--dtype", help="LLM dtype: float32, bf16, fp16 (default: bf16 on CUDA, float32 on CPU)")
+    p.add_argument(
+        "--dtype",
+        help="LLM dtype: float32, bf16, fp16 (default: bf16 on CUDA, float32 on CPU); int8: int8 weights in every "
+        "linear layer, CPU only",
+    )
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--beams", type=int, default=1, help="beam size (1 = greedy)")
     p.add_argument("--max-new-tokens", type=int, default=200)

@@ -24,7 +24,9 @@ def add_parser(p: argparse.ArgumentParser) -> None:
         help="require `Authorization: Bearer KEY` on /v1 and /metrics (default: $OSUM_API_KEY, else none)",
     )
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
-    p.add_argument("--dtype", help="LLM dtype: float32, bf16, fp16 (default: bf16 on CUDA, float32 on CPU)")
+    p.add_argument(
+        "--dtype", help="LLM dtype: float32, bf16, fp16 (default: bf16 on CUDA, float32 on CPU); int8: CPU only"
+    )
     p.add_argument("--max-batch-size", type=int, default=8, help="queries (clip x task) decoded together")
     p.add_argument("--max-wait-ms", type=float, default=10.0, help="how long a batch waits to fill up")
     p.add_argument("--max-queue", type=int, default=64, help="requests waiting for the model; more get 429")

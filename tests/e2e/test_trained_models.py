@@ -147,3 +147,22 @@ def test_mini_answers_every_task_after_the_same_transcript(clips):
         assert all(r[t].transcript == r["asr"].transcript for t in tasks)
     chats = model.run([u.audio for u in clips["sttc"][:3]], tasks=["sttc"], options=OPTIONS)
     assert all(r["sttc"].answer for r in chats), [r["sttc"].raw for r in chats]
+
+
+# int8 weights (osum.load(..., dtype="int8")): measured on the 168 recorded clips, README "Speed"
+MAX_INT8_WER_INCREASE = 0.01
+
+
+def test_int8_weights_keep_what_mini_hears(recorded):
+    """mini with int8 weights in every linear layer (its transcriber's too): the recorded clips' WER within one
+    point of float32's, the recorded woman still heard as one, non-speech still empty."""
+    fp32_wer, _ = _wer(osum.load("mini", device="cpu"), recorded["real"])
+    model = osum.load("mini", device="cpu", dtype="int8")
+    assert model.int8 and model.transcriber is not None
+    wer, results = _wer(model, recorded["real"])
+    assert wer <= fp32_wer + MAX_INT8_WER_INCREASE, (wer, fp32_wer)
+    _no_loops(results, "asr")
+    accuracy, pairs = _gender_accuracy(model, recorded["real_gender"])
+    assert accuracy >= MIN_GENDER, pairs
+    silent = model.run([u.audio for u in recorded["nonspeech"]], tasks=["asr"], options=OPTIONS)
+    assert all(not r["asr"].transcript for r in silent), [r["asr"].raw for r in silent]
