@@ -198,7 +198,8 @@ def map_state_dict(sd: dict[str, torch.Tensor], config: ModelConfig) -> dict[str
             continue
         if key == "speech_transformer.embed.pos_enc.pe":
             table = interleaved_positions(value.shape[1], value.shape[2])
-            if not _same(value[0], table, atol=1e-3):
+            # a checkpoint saved in half precision keeps the table at that precision (bf16: 3 digits)
+            if not _same(value[0], table, atol=max(1e-3, torch.finfo(value.dtype).eps)):
                 raise CheckpointError(f"{key} is not the sinusoid table the adaptor computes")
             continue
         if key == "encoder.embed.pos_enc.pe":

@@ -17,6 +17,7 @@ import torch
 from osum.checkpoint import load_checkpoint
 from osum.convert.osum_pt import convert_osum
 from osum.data.audio import log_mel_spectrogram
+from osum.errors import CheckpointError
 from osum.testing.reference import padded_batch, reference_llm_config, single_batch, write_reference_infer_pt
 
 DEFAULT_FIXTURE = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "osum_reference"
@@ -124,3 +125,22 @@ def test_padded_batch_equals_each_utterance_alone(model):
     n_tok = [int((r["llm_labels"][0] != -100).sum()) for r in refs]  # tokens scored per row
     expected = sum(float(r["loss"]) * n for r, n in zip(refs, n_tok, strict=True)) / sum(n_tok)
     assert abs(out.loss.item() - expected) < 1e-5
+
+
+def test_a_checkpoint_saved_in_bf16_converts_with_its_weights_at_that_precision(tmp_path):
+    """A half-precision infer.pt (e.g. saved from a bf16 training run): its position tables are checked at that
+    precision, not refused, and every weight arrives as saved."""
+    from osum.testing.reference import reference_state_dict
+
+    folder = _require_fixture()
+    sd = {k: v.bfloat16() for k, v in reference_state_dict(folder).items()}
+    torch.save(sd, tmp_path / "infer.pt")
+    out = convert_osum(tmp_path / "infer.pt", tmp_path / "ckpt", llm_config=reference_llm_config(folder))
+    m, _, _ = load_checkpoint(out)
+    ours = m.state_dict()
+    assert torch.equal(ours["adaptor.proj.weight"].bfloat16(), sd["speech_llama_proj.weight"])
+    assert torch.equal(ours["speech_bos"].bfloat16(), sd["speech_token_emded.weight"][4097])
+    bad = dict(sd, **{"speech_transformer.embed.pos_enc.pe": sd["speech_transformer.embed.pos_enc.pe"] + 0.05})
+    torch.save(bad, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match="not the sinusoid table"):
+        convert_osum(tmp_path / "bad.pt", tmp_path / "bad", llm_config=reference_llm_config(folder))
