@@ -49,8 +49,14 @@ RELEASE_NAMES = [
     (r"^adaptor\.downsample\.convs\.2\.", "down_sample_2.conv.7."),
     (r"^adaptor\.input_proj\.", "speech_transformer.embed.out.0."),
     (r"^adaptor\.input_norm\.", "speech_transformer.embed.out.1."),
-    (r"^adaptor\.layers\.(\d+)\.self_attn\.(q|k|v)_proj\.", r"speech_transformer.encoders.\1.self_attn.linear_\2."),
-    (r"^adaptor\.layers\.(\d+)\.self_attn\.out_proj\.", r"speech_transformer.encoders.\1.self_attn.linear_out."),
+    (
+        r"^adaptor\.layers\.(\d+)\.self_attn\.(q|k|v)_proj\.",
+        r"speech_transformer.encoders.\1.self_attn.linear_\2.",
+    ),
+    (
+        r"^adaptor\.layers\.(\d+)\.self_attn\.out_proj\.",
+        r"speech_transformer.encoders.\1.self_attn.linear_out.",
+    ),
     (r"^adaptor\.layers\.(\d+)\.norm(1|2)\.", r"speech_transformer.encoders.\1.norm\2."),
     (r"^adaptor\.layers\.(\d+)\.ffn\.fc1\.", r"speech_transformer.encoders.\1.feed_forward.w_1."),
     (r"^adaptor\.layers\.(\d+)\.ffn\.fc2\.", r"speech_transformer.encoders.\1.feed_forward.w_2."),
@@ -106,7 +112,9 @@ def release_state_dict() -> dict[str, torch.Tensor]:
     hidden, d_enc, d_ad = config.llm.hidden_size, config.encoder.d_model, config.adaptor.d_model
     sd["speech_token_emded.weight"] = _random((SPEECH_ROWS, hidden), False, gen, OTHERS)
     sd["speech_transformer.embed.pos_enc.pe"] = interleaved_positions(ADAPTOR_POSITIONS, d_ad)[None]
-    sd["speaker_head.weight"] = _random((SPEECH_BOS_ROW, hidden), False, gen, OTHERS)  # unused, released anyway
+    sd["speaker_head.weight"] = _random(
+        (SPEECH_BOS_ROW, hidden), False, gen, OTHERS
+    )  # unused, released anyway
     sd["speaker_head.bias"] = _random((SPEECH_BOS_ROW,), False, gen, OTHERS)
     sd["ln_speech.weight"] = _random((d_enc,), True, gen, OTHERS)
     sd["ln_speech.bias"] = _random((d_enc,), False, gen, OTHERS)
@@ -151,7 +159,9 @@ def step(name: str, work: Path) -> dict:
             options = osum.DecodingOptions(max_new_tokens=tokens, stop_loops=False, skip_silence=False)
             t1 = time.perf_counter()
             result = model.run([wave], "asr", sample_rate=16000, options=options)[0]["asr"]
-            return time.perf_counter() - t1, len(model.tokenizer(result.raw, add_special_tokens=False).input_ids)
+            return time.perf_counter() - t1, len(
+                model.tokenizer(result.raw, add_special_tokens=False).input_ids
+            )
 
         cold, tokens = answer(8)  # the first answer reads the memory-mapped weights in
         one, _ = answer(1)  # encoder, adaptor, prompt prefill and one token
@@ -206,10 +216,10 @@ def main() -> int:
     weights = report.get("write", {}).get("weights_gib")
     if weights:
         for name, key in (
-        ("convert", "peak_rss_gib"),
-        ("load+answer", "load_peak_rss_gib"),
-        ("load+answer", "answer_peak_rss_gib"),
-    ):
+            ("convert", "peak_rss_gib"),
+            ("load+answer", "load_peak_rss_gib"),
+            ("load+answer", "answer_peak_rss_gib"),
+        ):
             if key in report.get(name, {}):
                 report[name][key.replace("rss_gib", "over_weights")] = report[name][key] / weights
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")

@@ -49,7 +49,10 @@ def main() -> int:
     utts = [u for u in read_any(manifest) if u.text][: args.limit]
     waves = [load_utterance_audio(u).numpy() for u in utts]
     audio_s = sum(len(w) for w in waves) / 16000
-    models = {"float32": osum.load(args.model, device="cpu"), "int8": osum.load(args.model, device="cpu", dtype="int8")}
+    models = {
+        "float32": osum.load(args.model, device="cpu"),
+        "int8": osum.load(args.model, device="cpu", dtype="int8"),
+    }
     options = osum.DecodingOptions(batch_size=8)
     for m in models.values():  # warm-up
         m.run(waves[:2], list(OSUM_TASKS), options=options, sample_rate=16000)
