@@ -46,13 +46,14 @@ class Attention(nn.Module):
         self,
         x: torch.Tensor,
         kv: torch.Tensor | None,
-        key_mask: torch.Tensor,
+        key_mask: torch.Tensor | None,
         causal: bool,
         cache: dict | None = None,
         name: str = "",
         probs: list[torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        """x ``(B, L, D)``; kv ``(B, S, D)`` (None = self); key_mask ``(B, S_total)`` True = valid -> ``(B, L, D)``.
+        """x ``(B, L, D)``; kv ``(B, S, D)`` (None = self); key_mask ``(B, S_total)`` True = valid (None: every
+        key is valid, which lets the fused kernel run without a mask) -> ``(B, L, D)``.
         ``probs``: a list that gets this call's attention weights ``(B, heads, L, S)`` appended."""
         q = self._split(self.q_proj(x))
         if kv is None:  # self-attention: append the new keys/values to the cache
@@ -67,17 +68,19 @@ class Attention(nn.Module):
             k, v = self._split(self.k_proj(kv)), self._split(self.v_proj(kv))
             if cache is not None:
                 cache[name] = (k, v)
-        mask = key_mask[:, None, None, :]
-        if causal:
-            lq, lk = q.shape[2], k.shape[2]
-            mask = mask & torch.ones(lq, lk, dtype=torch.bool, device=x.device).tril(lk - lq)
+        lq, lk = q.shape[2], k.shape[2]
+        causal = causal and lq > 1  # one new query may see every key before it
+        mask = key_mask[:, None, None, :] if key_mask is not None else None
+        if causal and (mask is not None or lq != lk or probs is not None):
+            tril = torch.ones(lq, lk, dtype=torch.bool, device=x.device).tril(lk - lq)
+            mask, causal = (tril if mask is None else mask & tril), False
         if probs is not None:  # spelt out, to keep the weights (word timing); same result as the fused kernel
             scores = (q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1])
-            weights = scores.masked_fill(~mask, -torch.inf).softmax(-1)
+            weights = (scores if mask is None else scores.masked_fill(~mask, -torch.inf)).softmax(-1)
             probs.append(weights)
             y = weights @ v
         else:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)
         return self.out_proj(y.transpose(1, 2).reshape(x.shape))
 
 
@@ -189,10 +192,11 @@ class WhisperTaskModel(nn.Module):
         in Whisper, while the label heads pool the clips' own frames."""
         return self.encoder(batch.feats, batch.feat_lengths, keep_window=True)
 
-    def cross_mask(self, enc: torch.Tensor, enc_lengths: torch.Tensor) -> torch.Tensor:
-        """``(B, T1)`` the encoder frames the decoder attends to: all of a padded window, else the clip's own."""
+    def cross_mask(self, enc: torch.Tensor, enc_lengths: torch.Tensor) -> torch.Tensor | None:
+        """``(B, T1)`` the encoder frames the decoder attends to: the clip's own; None (every frame) for a padded
+        window, as in Whisper."""
         if self.config.encoder.pad_to_window:
-            return torch.ones(enc.shape[:2], dtype=torch.bool, device=enc.device)
+            return None
         return lengths_to_mask(enc_lengths, enc.shape[1])
 
     def forward(
@@ -287,11 +291,11 @@ class WhisperTaskModel(nn.Module):
         logprob = [0.0] * b
         cut = [False] * b
         done = torch.zeros(b, dtype=torch.bool, device=ids.device)
-        step_ids, offset, self_mask = ids, 0, torch.ones(b, ids.shape[1], dtype=torch.bool, device=ids.device)
+        step_ids, offset = ids, 0  # equal-length prefixes: no padding, every earlier token is seen
         suppress = self.config.decoder.suppress_tokens
         begin_suppress = self.config.decoder.begin_suppress_tokens
         for step in range(limit):
-            hidden = self.decoder(step_ids, offset, enc, self_mask, enc_mask, cache)
+            hidden = self.decoder(step_ids, offset, enc, None, enc_mask, cache)
             scores = self.logits(hidden[:, -1]).float()
             if suppress:
                 scores[:, suppress] = -torch.inf
@@ -323,7 +327,6 @@ class WhisperTaskModel(nn.Module):
             nxt = torch.where(done, torch.full_like(nxt, eot), nxt)
             offset += step_ids.shape[1]
             step_ids = nxt[:, None]
-            self_mask = torch.ones(b, offset + 1, dtype=torch.bool, device=ids.device)
         # a row that stopped at the end token scored it; one cut by a guard or the limit did not
         means = [None if cut[r] else logprob[r] / (len(rows[r]) + bool(done[r])) for r in range(b)]
         return rows, means
