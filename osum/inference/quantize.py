@@ -1,7 +1,7 @@
 """int8 weights for CPU inference (``osum.load(..., dtype="int8")``, ``--dtype int8``).
 
 Every ``nn.Linear`` of the encoder, adaptor, LLM and Whisper decoder (the model's and its transcriber's) becomes
-torch's dynamically quantized linear: int8 weights (per output channel), activations quantized per call, int8
+torch's dynamically quantized linear: int8 weights (one scale per tensor), activations quantized per call, int8
 matrix products by fbgemm on x86 CPUs. The label classifiers stay float32 (small, and their decisions sit on
 standardised statistics). LoRA is merged into the LLM's weights first (a quantized layer cannot host an adapter).
 
