@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +41,9 @@ def load_strict(
 
     A checkpoint from before the speech field's third value (``"vocal"``) loads with its two-class speech
     classifier widened by :func:`widen_speech_field`."""
-    state_dict = widen_speech_field(module, _fill_tied(module, state_dict))
-    missing, unexpected = (
-        set(module.state_dict()) - set(state_dict),
-        set(state_dict) - set(module.state_dict()),
-    )
+    own = module.state_dict(keep_vars=True)
+    state_dict = widen_speech_field(own, _fill_tied(own, state_dict))
+    missing, unexpected = set(own) - set(state_dict), set(state_dict) - set(own)
     if missing or unexpected:
         raise CheckpointError(
             f"{what}: weights do not match the model: missing {sorted(missing)[:20]} ({len(missing)}), "
@@ -60,15 +59,19 @@ def load_strict(
 _SPEECH_ROWS = ("heads.speech.weight", "heads.speech.bias", "values.speech")
 
 
-def widen_speech_field(module: torch.nn.Module, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def widen_speech_field(
+    expected: Mapping[str, torch.Tensor], state_dict: dict[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
     """Give a two-class speech classifier (``speech``, ``none``: checkpoints made before ``"vocal"`` was added to
     :data:`osum.vocabulary.SPEECH_FIELD`) the third class the model expects, which it then never chooses: a
     zero weight row and a bias of -1e4 (a class vector of zeros). Such a model answers as it did; its speech head
-    must be trained again to hear lone vocal events. Other keys and shapes are left to the strict load."""
-    expected = {k: v.shape for k, v in module.state_dict().items() if k.endswith(_SPEECH_ROWS)}
+    must be trained again to hear lone vocal events. ``expected``: the model's own state dict (its shapes).
+    Other keys and shapes are left to the strict load."""
     out = dict(state_dict)
-    for key, shape in expected.items():
-        got = out.get(key)
+    for key, tensor in expected.items():
+        if not key.endswith(_SPEECH_ROWS):
+            continue
+        got, shape = out.get(key), tensor.shape
         if got is None or got.shape[0] != 2 or shape[0] != 3 or tuple(got.shape[1:]) != tuple(shape[1:]):
             continue
         row = torch.full((1, *got.shape[1:]), -1e4 if key.endswith("bias") else 0.0, dtype=got.dtype)
@@ -165,10 +168,11 @@ def check_state_dict(config: ModelConfig, state_dict: dict[str, torch.Tensor], w
         )
 
 
-def _fill_tied(module: torch.nn.Module, sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Re-add the keys of tied tensors (e.g. lm_head = embed_tokens) that safetensors stored only once."""
+def _fill_tied(own: Mapping[str, torch.Tensor], sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Re-add the keys of tied tensors (e.g. lm_head = embed_tokens) that safetensors stored only once; ``own``:
+    the model's ``state_dict(keep_vars=True)`` (tied keys share one tensor object)."""
     groups: dict[int, list[str]] = {}
-    for key, tensor in module.state_dict(keep_vars=True).items():
+    for key, tensor in own.items():
         groups.setdefault(id(tensor), []).append(key)
     out = dict(sd)
     for keys in groups.values():

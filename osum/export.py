@@ -108,8 +108,8 @@ def load_delta(path: str | os.PathLike, device: torch.device, llm_dtype: torch.d
     except (OSError, SafetensorError) as exc:
         raise CheckpointError(f"{folder / DELTA_FILE}: unreadable ({exc})") from None
     model, tokenizer = build_model(config, seed=0)
-    delta = widen_speech_field(model, delta)  # an export made before the speech field's "vocal"
     state = model.state_dict()
+    delta = widen_speech_field(state, delta)  # an export made before the speech field's "vocal"
     for key in sorted(delta):
         name = key.removesuffix(ROWS).removesuffix(VALUES)
         if name not in state:

@@ -317,16 +317,17 @@ class Engine:
         results = []
         for i, task in zip(clip_of, tasks, strict=True):
             text = transcripts[i]
+            lone_event = vocal[i] and _answers_vocal(task)  # a vocal sound without words, and a task that names it
             if task.name == "srwt" and words[i]:
                 text = format_words(words[i])
             elif normalize_text(text):  # speech: the task's labels follow the transcript, as in its targets
                 body = text if task.has_transcript else ""
                 text = body + "".join(f"<{labels[i][f.name]}>" for f in task.label_fields)
-            elif vocal[i] and _answers_vocal(task):  # a lone vocal event: its label alone, as in VED's targets
+            elif lone_event:  # its label alone, as in VED's targets
                 text = "".join(f"<{labels[i][f.name]}>" for f in task.label_fields)
             parsed = task.parse(text)
             mine = {f.name: probs[i][f.name] for f in task.label_fields if f.name in probs[i]}
-            if (normalize_text(transcripts[i]) or (vocal[i] and _answers_vocal(task))) and mine:
+            if (normalize_text(transcripts[i]) or lone_event) and mine:
                 parsed = dataclasses.replace(
                     parsed,
                     labels=thresholded(dict(parsed.labels), mine, options.min_label_prob),
