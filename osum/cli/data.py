@@ -9,6 +9,9 @@ manifests, 16 kHz wavs and a data card, the same files for the same seed whateve
 
 ``osum data offgen OUT`` builds the off-generator evaluation sets (osum.data.offgen): real human English speech
 and synthesized speech shipped in Debian/PyPI packages, and non-speech clips, with a data card.
+
+``osum data insert-events MANIFEST OUT [--events DIR]`` makes ASR+VED clips by inserting vocal events into
+transcribed speech (osum.data.insert_events), as the OSUM paper built its VED data.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from osum.errors import ConfigError
 
 HELP = (
     "make data (synth: the offline synthetic multi-task corpus; prepare: manifests of public test sets; "
-    "offgen: evaluation sets from outside the generator)"
+    "offgen: evaluation sets from outside the generator; insert-events: VED clips from speech and events)"
 )
 
 
@@ -63,6 +66,7 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_prepare_parser(sub)
     _add_offgen_parser(sub)
+    _add_insert_parser(sub)
 
 
 def _add_prepare_parser(sub: argparse._SubParsersAction) -> None:
@@ -102,6 +106,44 @@ def _add_offgen_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--asterisk-limit", type=int, default=150, help="Asterisk prompts to take (default 150)")
     p.add_argument("--overwrite", action="store_true", help="replace existing sets in OUT")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+
+def _add_insert_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "insert-events",
+        help="make ASR+VED clips: a vocal event inserted into each transcribed clip of a manifest",
+        description="Write OUT/ved.jsonl, OUT/wavs/ and OUT/insert_summary.json: every clip of MANIFEST with a "
+        "transcript gets one vocal event (laugh, cough, cry, screaming, sigh, throat clearing, sneeze) before, "
+        "after or inside its speech at a random SNR; the record keeps the transcript and says which event and "
+        "where (extra.event_onset / event_offset). Events come from --events DIR (DIR/<class>/*.wav) or the "
+        "synthesizer.",
+    )
+    p.add_argument("manifest", help="speech with transcripts (any format osum reads)")
+    p.add_argument("out", help="output folder")
+    p.add_argument("--events", help="folder of event recordings, one subfolder per class (default: synthesized)")
+    p.add_argument("--classes", help="comma-separated event classes to use (default: all available)")
+    p.add_argument("--snr", default="0,15", help="speech-to-event SNR range in dB, LOW,HIGH (default 0,15)")
+    p.add_argument(
+        "--placements", default="before,after,inside", help="where the event goes (default before,after,inside)"
+    )
+    p.add_argument(
+        "--timbre",
+        default="1,1",
+        help="spectrum-shift range of the event, LOW,HIGH, e.g. 0.85,1.2 (a stand-in for voice conversion; "
+        "default 1,1: none)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _pair(spec: str, option: str) -> tuple[float, float]:
+    """``"0,15"`` -> ``(0.0, 15.0)``; ConfigError naming the option otherwise."""
+    try:
+        low, high = (float(v) for v in spec.split(","))
+    except ValueError:
+        raise ConfigError(f"{option}: write LOW,HIGH (two numbers), got {spec!r}") from None
+    return low, high
 
 
 def parse_weights(spec: str | None) -> dict[str, float] | None:
@@ -186,6 +228,34 @@ def _offgen(args: argparse.Namespace) -> int:
     return 0
 
 
+def _insert(args: argparse.Namespace) -> int:
+    from osum.data.insert_events import InsertSettings, insert_events
+
+    settings = InsertSettings(
+        snr_db=_pair(args.snr, "--snr"),
+        placements=tuple(p.strip() for p in args.placements.split(",") if p.strip()),
+        timbre=_pair(args.timbre, "--timbre"),
+        seed=args.seed,
+    )
+    classes = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None
+    summary = insert_events(
+        args.manifest,
+        args.out,
+        settings,
+        events=args.events,
+        classes=classes,
+        progress=not args.quiet and sys.stderr.isatty(),
+    )
+    if args.json:
+        print(json.dumps(summary.to_dict(), ensure_ascii=False, indent=2))
+        return 0
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.events.items()))
+    print(f"{summary.clips} clips ({counts}) -> {summary.manifest}")
+    if summary.skipped:
+        print("skipped: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.skipped.items())))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
-    actions = {"synth": _synth, "prepare": _prepare, "offgen": _offgen}
+    actions = {"synth": _synth, "prepare": _prepare, "offgen": _offgen, "insert-events": _insert}
     return actions[args.data_command](args)
