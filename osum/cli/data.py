@@ -12,6 +12,9 @@ and synthesized speech shipped in Debian/PyPI packages, and non-speech clips, wi
 
 ``osum data insert-events MANIFEST OUT [--events DIR]`` makes ASR+VED clips by inserting vocal events into
 transcribed speech (osum.data.insert_events), as the OSUM paper built its VED data.
+
+``osum data agree MANIFEST OUT --field emotion --labeller SPEC --labeller SPEC`` keeps a clip's label where every
+labeller agrees (osum.labelling.agreement): label files, osum models, chat endpoints, text classifiers.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from osum.errors import ConfigError
 
 HELP = (
     "make data (synth: the offline synthetic multi-task corpus; prepare: manifests of public test sets; "
-    "offgen: evaluation sets from outside the generator; insert-events: VED clips from speech and events)"
+    "offgen: evaluation sets from outside the generator; insert-events: VED clips from speech and events; agree: labels where labellers agree)"
 )
 
 
@@ -67,6 +70,7 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     _add_prepare_parser(sub)
     _add_offgen_parser(sub)
     _add_insert_parser(sub)
+    _add_agree_parser(sub)
 
 
 def _add_prepare_parser(sub: argparse._SubParsersAction) -> None:
@@ -135,6 +139,26 @@ def _add_insert_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _add_agree_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "agree",
+        help="label a field (emotion, style, ...) with several labellers and keep the clips they agree on",
+        description="Write OUT/agreed.jsonl (the agreed clips as training records of the field's task), "
+        "OUT/agreement.json and OUT/agreement.md (agreement rate, coverage, confusion table). Labellers: "
+        "file:PATH (JSONL with key and labels.<field>, or key,label CSV/TSV), model:NAME_OR_DIR (an osum model), "
+        "chat:URL#MODEL (an OpenAI-compatible endpoint reading the transcript; key from $OSUM_LABELLER_API_KEY), "
+        "text-classifier:DIR (a local transformers text classifier reading the transcript).",
+    )
+    p.add_argument("manifest", help="the clips (any format osum reads)")
+    p.add_argument("out", help="output folder")
+    p.add_argument("--field", required=True, help="emotion, style, gender, age or event")
+    p.add_argument(
+        "--labeller", action="append", required=True, help="a labeller spec; give two or more (repeat the option)"
+    )
+    p.add_argument("--device", default="cpu", help="device of model: labellers (default cpu)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
 def _pair(spec: str, option: str) -> tuple[float, float]:
@@ -256,6 +280,25 @@ def _insert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _agree(args: argparse.Namespace) -> int:
+    from osum.labelling.agreement import agree
+    from osum.labelling.labellers import make_labeller
+
+    labellers = [make_labeller(spec, device=args.device) for spec in args.labeller]
+    report = agree(args.manifest, args.out, args.field, labellers)
+    if args.json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        print(report.markdown(), end="")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
-    actions = {"synth": _synth, "prepare": _prepare, "offgen": _offgen, "insert-events": _insert}
+    actions = {
+        "synth": _synth,
+        "prepare": _prepare,
+        "offgen": _offgen,
+        "insert-events": _insert,
+        "agree": _agree,
+    }
     return actions[args.data_command](args)

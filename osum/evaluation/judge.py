@@ -84,24 +84,27 @@ class JudgeConfig:
     timeout: float = 60
     retries: int = 2
     backoff: float = 1.0
+    role: str = "judge"  # what the endpoint is for, in error messages ("judge", "labeller")
 
     def __post_init__(self) -> None:
         parts = urllib.parse.urlsplit(self.url.strip()) if isinstance(self.url, str) else None
         if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(
-                f"judge url must be an http(s) address like http://host:8000/v1, got {self.url!r}"
+                f"{self.role} url must be an http(s) address like http://host:8000/v1, got {self.url!r}"
             )
         if parts.username or parts.password:
             # the URL ends up in results; credentials belong in api_key (the URL is not quoted: it holds them)
-            raise ConfigError("judge url must not contain a user name or password; give the key as api_key")
+            raise ConfigError(
+                f"{self.role} url must not contain a user name or password; give the key as api_key"
+            )
         if not isinstance(self.model, str) or not self.model.strip():
-            raise ConfigError("judge model must be a non-empty model name")
+            raise ConfigError(f"{self.role} model must be a non-empty model name")
         if not self.timeout > 0:
-            raise ConfigError(f"judge timeout must be > 0 seconds, got {self.timeout!r}")
+            raise ConfigError(f"{self.role} timeout must be > 0 seconds, got {self.timeout!r}")
         if not isinstance(self.retries, int) or self.retries < 0:
-            raise ConfigError(f"judge retries must be an integer >= 0, got {self.retries!r}")
+            raise ConfigError(f"{self.role} retries must be an integer >= 0, got {self.retries!r}")
         if not self.backoff >= 0:
-            raise ConfigError(f"judge backoff must be >= 0 seconds, got {self.backoff!r}")
+            raise ConfigError(f"{self.role} backoff must be >= 0 seconds, got {self.backoff!r}")
 
     @property
     def endpoint(self) -> str:
@@ -136,8 +139,10 @@ class _Retryable(Exception):
         self.wait = wait
 
 
-class _Failed(Exception):
-    """A failure of this one request that another attempt would not fix (bad reply, HTTP 400, ...)."""
+class ChatError(Exception):
+    """A failure of this one request that another attempt would not fix (bad reply, HTTP 400, ...), or a
+    retryable one that outlasted the retries."""
+
 
 
 def build_messages(question: str, reference: str, answer: str) -> list[dict[str, str]]:
@@ -177,6 +182,17 @@ def parse_reply(text: str) -> Verdict:
     return Verdict(score, reason)
 
 
+def chat(config: JudgeConfig, messages: list[dict[str, str]], **params: Any) -> str:
+    """The reply text of one chat completion of ``messages`` (``temperature`` 0 unless ``params`` say otherwise),
+    with the judge's retries. Raises :class:`ChatError` when this request failed and ConfigError for a refused
+    key or a wrong address (every later request would fail the same way)."""
+    body = {"model": config.model, "messages": messages, "temperature": 0, **params}
+    try:
+        return _post_with_retries(config, json.dumps(body).encode("utf-8"))
+    except ChatError as exc:
+        raise ChatError(_scrub(str(exc), config)) from None
+
+
 def judge_answer(config: JudgeConfig, question: str, reference: str, answer: str | None) -> Verdict:
     """Score one answer from 1 to 10 given the question transcript and the reference answer.
 
@@ -186,11 +202,10 @@ def judge_answer(config: JudgeConfig, question: str, reference: str, answer: str
     """
     if answer is None or not answer.strip():
         return Verdict(MIN_SCORE, "no answer")
-    body = {"model": config.model, "messages": build_messages(question, reference, answer), "temperature": 0}
     try:
-        return parse_reply(_post_with_retries(config, json.dumps(body).encode("utf-8")))
-    except _Failed as exc:
-        return Verdict(None, "", _scrub(str(exc), config))
+        return parse_reply(chat(config, build_messages(question, reference, answer)))
+    except ChatError as exc:
+        return Verdict(None, "", str(exc))
 
 
 def judge_answers(
@@ -249,7 +264,7 @@ def _post_with_retries(config: JudgeConfig, data: bytes) -> str:
             return _post_once(config, data)
         except _Retryable as exc:
             if attempt == config.retries:
-                raise _Failed(f"{exc} (gave up after {attempt + 1} attempts)") from None
+                raise ChatError(f"{exc} (gave up after {attempt + 1} attempts)") from None
             wait = exc.wait if exc.wait is not None else config.backoff * 2**attempt
             log.debug("judge request failed (%s); retrying in %.1f s", _scrub(str(exc), config), wait)
             time.sleep(wait)
@@ -269,19 +284,21 @@ def _post_once(config: JudgeConfig, data: bytes) -> str:
         _raise_for_status(config, exc)
     except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException) as exc:
         reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-        raise _Retryable(f"cannot reach judge endpoint {where}: {reason}") from None
+        raise _Retryable(f"cannot reach {config.role} endpoint {where}: {reason}") from None
     try:
         reply = json.loads(payload.decode("utf-8"))
         content = reply["choices"][0]["message"]["content"]
     except (UnicodeDecodeError, ValueError, KeyError, IndexError, TypeError):
-        raise _Failed(f"judge endpoint {where} sent no chat completion: {_quote(payload, config)}") from None
+        raise ChatError(
+            f"{config.role} endpoint {where} sent no chat completion: {_quote(payload, config)}"
+        ) from None
     if not isinstance(content, str):
-        raise _Failed(f"judge endpoint {where} sent a message without text content")
+        raise ChatError(f"{config.role} endpoint {where} sent a message without text content")
     return content
 
 
 def _raise_for_status(config: JudgeConfig, exc: urllib.error.HTTPError) -> None:
-    """Map an HTTP error to ConfigError (fatal), _Retryable or _Failed; always raises."""
+    """Map an HTTP error to ConfigError (fatal), _Retryable or ChatError; always raises."""
     code, where = exc.code, config.public_url
     try:
         detail = _quote(exc.read(), config)
@@ -291,17 +308,17 @@ def _raise_for_status(config: JudgeConfig, exc: urllib.error.HTTPError) -> None:
         exc.close()
     if code in (401, 403):
         if config.api_key:
-            raise ConfigError(f"judge endpoint refused the API key (HTTP {code})") from None
-        raise ConfigError(f"judge endpoint requires an API key (HTTP {code}); give one") from None
+            raise ConfigError(f"{config.role} endpoint refused the API key (HTTP {code})") from None
+        raise ConfigError(f"{config.role} endpoint requires an API key (HTTP {code}); give one") from None
     if code == 404:
         raise ConfigError(
-            f"judge endpoint {where} not found, or it has no model {config.model!r} (HTTP 404): {detail}"
+            f"{config.role} endpoint {where} not found, or it has no model {config.model!r} (HTTP 404): {detail}"
         ) from None
     if code == 429 or code >= 500:
         raise _Retryable(
-            f"judge endpoint {where} answered HTTP {code}: {detail}", _retry_after(exc)
+            f"{config.role} endpoint {where} answered HTTP {code}: {detail}", _retry_after(exc)
         ) from None
-    raise _Failed(f"judge endpoint {where} answered HTTP {code}: {detail}") from None
+    raise ChatError(f"{config.role} endpoint {where} answered HTTP {code}: {detail}") from None
 
 
 def _retry_after(exc: urllib.error.HTTPError) -> float | None:
