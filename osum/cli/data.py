@@ -15,6 +15,9 @@ transcribed speech (osum.data.insert_events), as the OSUM paper built its VED da
 
 ``osum data agree MANIFEST OUT --field emotion --labeller SPEC --labeller SPEC`` keeps a clip's label where every
 labeller agrees (osum.labelling.agreement): label files, osum models, chat endpoints, text classifiers.
+
+``osum data shards OUT NAME=MANIFEST[@WEIGHT] ...`` writes datasets as OSUM tar shards with their mixing weights
+(osum.data.weighted_shards): ``OUT/data.yaml`` and the ``data.train`` override for ``osum train``.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from osum.errors import ConfigError
 
 HELP = (
     "make data (synth: the offline synthetic multi-task corpus; prepare: manifests of public test sets; "
-    "offgen: evaluation sets from outside the generator; insert-events: VED clips from speech and events; agree: labels where labellers agree)"
+    "offgen: evaluation sets from outside the generator; insert-events: VED clips from speech and events; agree: labels where labellers agree; shards: weighted tar shards for training)"
 )
 
 
@@ -71,6 +74,7 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     _add_offgen_parser(sub)
     _add_insert_parser(sub)
     _add_agree_parser(sub)
+    _add_shards_parser(sub)
 
 
 def _add_prepare_parser(sub: argparse._SubParsersAction) -> None:
@@ -159,6 +163,23 @@ def _add_agree_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--device", default="cpu", help="device of model: labellers (default cpu)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def _add_shards_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "shards",
+        help="write datasets as OSUM tar shards with mixing weights, ready for osum train",
+        description="Write OUT/<NAME>/shard_*.tar and shards.list per dataset, OUT/data.yaml (data.train: each "
+        "shard list with its weight; a weight repeats the dataset in every epoch, OSUM's rule) and "
+        "OUT/balance.md/.json (clips, hours, tasks, each dataset's share of an epoch).",
+    )
+    p.add_argument("out", help="output folder")
+    p.add_argument("datasets", nargs="+", help="NAME=MANIFEST or NAME=MANIFEST@WEIGHT (any format osum reads)")
+    p.add_argument("--shard-size", type=int, default=1000, help="utterances per tar (default 1000)")
+    p.add_argument(
+        "--on-error", choices=("raise", "skip"), default="raise", help="a bad record stops (default) or is skipped"
+    )
+    p.add_argument("--json", action="store_true", help="print the balance report as JSON")
 
 
 def _pair(spec: str, option: str) -> tuple[float, float]:
@@ -293,6 +314,19 @@ def _agree(args: argparse.Namespace) -> int:
     return 0
 
 
+def _shards(args: argparse.Namespace) -> int:
+    from osum.data.weighted_shards import Dataset, balance_markdown, train_override, write_weighted_shards
+
+    datasets = [Dataset.parse(spec) for spec in args.datasets]
+    report = write_weighted_shards(datasets, args.out, args.shard_size, args.on_error)
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+        return 0
+    print(balance_markdown(report), end="")
+    print(f"\nosum train CONFIG \"{train_override(report)}\"")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     actions = {
         "synth": _synth,
@@ -300,5 +334,6 @@ def run(args: argparse.Namespace) -> int:
         "offgen": _offgen,
         "insert-events": _insert,
         "agree": _agree,
+        "shards": _shards,
     }
     return actions[args.data_command](args)
