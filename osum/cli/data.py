@@ -18,6 +18,9 @@ labeller agrees (osum.labelling.agreement): label files, osum models, chat endpo
 
 ``osum data shards OUT NAME=MANIFEST[@WEIGHT] ...`` writes datasets as OSUM tar shards with their mixing weights
 (osum.data.weighted_shards): ``OUT/data.yaml`` and the ``data.train`` override for ``osum train``.
+
+``osum data sttc DIALOGUES OUT --tts espeak-ng:en-us`` speaks text dialogues' questions with a TTS and pairs them
+with the dialogue's (or an LLM endpoint's) replies: STTC training data (osum.data.sttc_data).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from osum.errors import ConfigError
 
 HELP = (
     "make data (synth: the offline synthetic multi-task corpus; prepare: manifests of public test sets; "
-    "offgen: evaluation sets from outside the generator; insert-events: VED clips from speech and events; agree: labels where labellers agree; shards: weighted tar shards for training)"
+    "offgen: evaluation sets from outside the generator; insert-events: VED clips from speech and events; agree: labels where labellers agree; shards: weighted tar shards for training; sttc: spoken questions with replies)"
 )
 
 
@@ -75,6 +78,7 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     _add_insert_parser(sub)
     _add_agree_parser(sub)
     _add_shards_parser(sub)
+    _add_sttc_parser(sub)
 
 
 def _add_prepare_parser(sub: argparse._SubParsersAction) -> None:
@@ -152,7 +156,7 @@ def _add_agree_parser(sub: argparse._SubParsersAction) -> None:
         description="Write OUT/agreed.jsonl (the agreed clips as training records of the field's task), "
         "OUT/agreement.json and OUT/agreement.md (agreement rate, coverage, confusion table). Labellers: "
         "file:PATH (JSONL with key and labels.<field>, or key,label CSV/TSV), model:NAME_OR_DIR (an osum model), "
-        "chat:URL#MODEL (an OpenAI-compatible endpoint reading the transcript; key from $OSUM_LABELLER_API_KEY), "
+        "chat:URL#MODEL (an OpenAI-compatible endpoint reading the transcript; key from $OSUM_CHAT_API_KEY), "
         "text-classifier:DIR (a local transformers text classifier reading the transcript).",
     )
     p.add_argument("manifest", help="the clips (any format osum reads)")
@@ -180,6 +184,33 @@ def _add_shards_parser(sub: argparse._SubParsersAction) -> None:
         "--on-error", choices=("raise", "skip"), default="raise", help="a bad record stops (default) or is skipped"
     )
     p.add_argument("--json", action="store_true", help="print the balance report as JSON")
+
+
+def _add_sttc_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "sttc",
+        help="STTC data: text dialogues' questions spoken by a TTS, with the dialogue's or an LLM's replies",
+        description="Read DIALOGUES (JSONL: question/answer, or OpenAI-style messages), synthesize every user "
+        "turn and write OUT/sttc.jsonl (task sttc: the question as text, the reply as answer) and OUT/wavs/.",
+    )
+    p.add_argument("dialogues", help="JSONL dialogue file")
+    p.add_argument("out", help="output folder")
+    p.add_argument(
+        "--tts",
+        default="espeak-ng:en-us",
+        help="comma-separated voices used in turn: espeak-ng:VOICE, flite:VOICE, speech:URL#MODEL@VOICE (an "
+        "OpenAI-compatible /audio/speech endpoint; key from $OSUM_TTS_API_KEY); default espeak-ng:en-us",
+    )
+    p.add_argument(
+        "--answers-from",
+        help="URL#MODEL of an OpenAI-compatible chat endpoint answering questions without a reply "
+        "(key from $OSUM_CHAT_API_KEY)",
+    )
+    p.add_argument(
+        "--replace-answers", action="store_true", help="ask the endpoint for every reply, not only missing ones"
+    )
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def _pair(spec: str, option: str) -> tuple[float, float]:
@@ -327,6 +358,28 @@ def _shards(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sttc(args: argparse.Namespace) -> int:
+    from osum.data.sttc_data import Voice, answer_endpoint, build_sttc
+
+    voices = [Voice.parse(v.strip()) for v in args.tts.split(",") if v.strip()]
+    answerer = answer_endpoint(args.answers_from) if args.answers_from else None
+    summary = build_sttc(
+        args.dialogues,
+        args.out,
+        voices,
+        answerer,
+        args.replace_answers,
+        progress=not args.quiet and sys.stderr.isatty(),
+    )
+    if args.json:
+        print(json.dumps(summary.to_dict(), ensure_ascii=False, indent=2))
+        return 0
+    print(f"{summary.clips} spoken questions -> {summary.manifest}")
+    if summary.skipped:
+        print("skipped: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.skipped.items())))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     actions = {
         "synth": _synth,
@@ -335,5 +388,6 @@ def run(args: argparse.Namespace) -> int:
         "insert-events": _insert,
         "agree": _agree,
         "shards": _shards,
+        "sttc": _sttc,
     }
     return actions[args.data_command](args)

@@ -109,7 +109,9 @@ def event_bank(folder: str | os.PathLike) -> dict[str, list[Path]]:
         if files:
             bank.setdefault(name, []).extend(files)
     if not bank:
-        raise ConfigError(f"events folder {root}: no audio files in its class folders (e.g. {root}/cough/*.wav)")
+        raise ConfigError(
+            f"events folder {root}: no audio files in its class folders (e.g. {root}/cough/*.wav)"
+        )
     return bank
 
 
@@ -151,7 +153,10 @@ def mix_event(
 def _moved(words: Sequence[Word] | None, seconds: float) -> list[dict[str, Any]] | None:
     if not words:
         return None
-    return [{"word": w.word, "start": round(w.start + seconds, 4), "end": round(w.end + seconds, 4)} for w in words]
+    return [
+        {"word": w.word, "start": round(w.start + seconds, 4), "end": round(w.end + seconds, 4)}
+        for w in words
+    ]
 
 
 def insert_events(
@@ -233,7 +238,9 @@ def _insert_one(
     snr = round(float(rng.uniform(*settings.snr_db)), 2)
     gap = int(rng.uniform(*settings.gap_s) * SAMPLE_RATE)
     try:
-        audio, speech_at, event_at = mix_event(speech, event, placement, snr, gap, float(rng.uniform(0.15, 0.85)))
+        audio, speech_at, event_at = mix_event(
+            speech, event, placement, snr, gap, float(rng.uniform(0.15, 0.85))
+        )
     except OsumError as exc:
         raise OsumError(f"{u.key}: {exc}") from exc
     key = f"{u.key}-ved"

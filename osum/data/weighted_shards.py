@@ -38,7 +38,9 @@ class Dataset:
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
-            raise ConfigError(f"dataset name {self.name!r}: use letters, digits, '_', '-' or '.' (a folder name)")
+            raise ConfigError(
+                f"dataset name {self.name!r}: use letters, digits, '_', '-' or '.' (a folder name)"
+            )
         if not self.weight > 0:
             raise ConfigError(f"dataset {self.name}: weight must be > 0, got {self.weight}")
 
@@ -129,5 +131,7 @@ def balance_markdown(report: dict[str, Any]) -> str:
     for d in report["datasets"]:
         share = "n/a" if d["epoch_share"] is None else f"{100 * d['epoch_share']:.1f}%"
         tasks = ", ".join(f"{t} {n}" for t, n in d["tasks"].items())
-        lines.append(f"| {d['name']} | {d['weight']:g} | {d['clips']} | {d['hours']:.3f} | {share} | {tasks} |")
+        lines.append(
+            f"| {d['name']} | {d['weight']:g} | {d['clips']} | {d['hours']:.3f} | {share} | {tasks} |"
+        )
     return "\n".join(lines) + "\n"

@@ -9,7 +9,7 @@ built-in ones from a spec string:
 - ``model:NAME_OR_DIR``: an osum model (a preset or an exported folder) answering the field's task (SER for
   emotion, SSR for style, ...) from the audio.
 - ``chat:URL#MODEL``: an OpenAI-compatible chat-completions endpoint reading the transcript (the API key from the
-  environment variable ``OSUM_LABELLER_API_KEY``, if set).
+  environment variable ``OSUM_CHAT_API_KEY``, if set).
 - ``text-classifier:DIR``: a local transformers text-classification model reading the transcript; its class
   names are mapped onto the field's labels (names it cannot map give None).
 
@@ -33,7 +33,7 @@ from osum.evaluation.judge import ChatError, JudgeConfig, chat
 from osum.vocabulary import LabelField
 
 FIELD_TASKS = {"emotion": "ser", "style": "ssr", "gender": "sgc", "age": "sap", "event": "ved"}
-API_KEY_ENV = "OSUM_LABELLER_API_KEY"
+API_KEY_ENV = "OSUM_CHAT_API_KEY"
 KINDS = ("file", "model", "chat", "text-classifier")
 
 
@@ -120,7 +120,9 @@ def parse_label(reply: str, field: LabelField) -> str | None:
     found = {
         field.canonical(s)
         for s in spellings
-        if re.search(rf"(?<![\w]){re.escape(s.replace('_', ' '))}(?![\w])", reply.replace("_", " "), re.IGNORECASE)
+        if re.search(
+            rf"(?<![\w]){re.escape(s.replace('_', ' '))}(?![\w])", reply.replace("_", " "), re.IGNORECASE
+        )
     }
     found.discard(None)
     return found.pop() if len(found) == 1 else None
@@ -194,7 +196,9 @@ def make_labeller(spec: str, device: str = "cpu") -> Labeller:
         return TextClassifierLabeller(arg)
     url, _, model = arg.rpartition("#")
     if not url or not model:
-        raise ConfigError(f"labeller {spec!r}: write chat:URL#MODEL, e.g. chat:http://localhost:8000/v1#qwen2.5")
+        raise ConfigError(
+            f"labeller {spec!r}: write chat:URL#MODEL, e.g. chat:http://localhost:8000/v1#qwen2.5"
+        )
     try:
         return ChatLabeller(JudgeConfig(url, model, api_key=os.environ.get(API_KEY_ENV), role="labeller"))
     except OsumError as exc:

@@ -26,7 +26,12 @@ from osum.labelling.labellers import (
 from osum.testing.tiny import write_toy_corpus
 from osum.vocabulary import EMOTION, STYLE
 
-TEXTS = {"u0": "what a great day", "u1": "i lost my keys again", "u2": "the bus leaves at nine", "u3": "oh no"}
+TEXTS = {
+    "u0": "what a great day",
+    "u1": "i lost my keys again",
+    "u2": "the bus leaves at nine",
+    "u3": "oh no",
+}
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +70,14 @@ def test_file_labellers_agree_and_report(corpus, tmp_path):
     assert report.agreement_rate == pytest.approx(2 / 3)
     assert report.confusion == {"happy": {"happy": 1}, "neutral": {"neutral": 1}, "sad": {"anger": 1}}
     kept = list(read_any(tmp_path / "out" / "agreed.jsonl"))
-    assert [(u.key, u.task, u.labels["emotion"]) for u in kept] == [("u0", "ser", "happy"), ("u2", "ser", "neutral")]
-    assert kept[0].text == TEXTS["u0"] and kept[0].extra["labellers"] == {"file:a.jsonl": "happy", "file:b.tsv": "happy"}
+    assert [(u.key, u.task, u.labels["emotion"]) for u in kept] == [
+        ("u0", "ser", "happy"),
+        ("u2", "ser", "neutral"),
+    ]
+    assert kept[0].text == TEXTS["u0"] and kept[0].extra["labellers"] == {
+        "file:a.jsonl": "happy",
+        "file:b.tsv": "happy",
+    }
     saved = json.loads((tmp_path / "out" / "agreement.json").read_text())
     assert saved["agreed"] == 2 and saved["agreed_labels"] == {"happy": 1, "neutral": 1}
     assert "| sad | 1 | 0 | 0 |" in (tmp_path / "out" / "agreement.md").read_text()
@@ -131,7 +142,7 @@ def test_a_chat_endpoint_labels_the_transcripts(corpus, chat_url, tmp_path, monk
     a, _ = _files(tmp_path)
     report = agree(corpus, tmp_path / "out", "emotion", [FileLabeller(a), labeller])
     assert (report.by_all, report.agreed) == (2, 2)
-    monkeypatch.setenv("OSUM_LABELLER_API_KEY", "wrong")
+    monkeypatch.setenv("OSUM_CHAT_API_KEY", "wrong")
     with pytest.raises(ConfigError, match="labeller endpoint refused the API key"):
         make_labeller(f"chat:{url}#judge-7b").label(utterances, EMOTION)
 

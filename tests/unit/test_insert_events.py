@@ -32,7 +32,10 @@ def speech(tmp_path_factory) -> Path:
         record = {"key": f"s{i}", "audio": str(wav), "task": "asr", "text": text, "speaker": "espeak"}
         if i == 0:
             record["task"] = "srwt"
-            record["words"] = [{"word": "the", "start": 0.1, "end": 0.2}, {"word": "orange", "start": 0.2, "end": 0.6}]
+            record["words"] = [
+                {"word": "the", "start": 0.1, "end": 0.2},
+                {"word": "orange", "start": 0.2, "end": 0.6},
+            ]
         lines.append(json.dumps(record))
     lines.append(json.dumps({"key": "silent", "audio": str(folder / "s0.wav"), "task": "asr", "text": ""}))
     (folder / "in.jsonl").write_text("\n".join(lines) + "\n")
@@ -40,14 +43,18 @@ def speech(tmp_path_factory) -> Path:
 
 
 def test_each_clip_gets_one_event_where_the_record_says(speech, tmp_path):
-    summary = insert_events(speech, tmp_path / "out", InsertSettings(snr_db=(5.0, 5.0), seed=3), progress=False)
+    summary = insert_events(
+        speech, tmp_path / "out", InsertSettings(snr_db=(5.0, 5.0), seed=3), progress=False
+    )
     assert summary.clips == 3 and summary.skipped == {"no transcript": 1}
     records = list(read_any(tmp_path / "out" / "ved.jsonl"))
     assert [r.extra["source_key"] for r in records] == ["s0", "s1", "s2"]
     assert len({r.labels["event"] for r in records}) == 3  # the classes in turn
     sources = {f"s{i}": load_audio(str(speech.parent / f"s{i}.wav")).numpy() for i in range(3)}
     for r in records:
-        assert r.task == "ved" and r.text == SENTENCES[int(r.extra["source_key"][1])] and r.speaker == "espeak"
+        assert (
+            r.task == "ved" and r.text == SENTENCES[int(r.extra["source_key"][1])] and r.speaker == "espeak"
+        )
         assert r.extra["event"] == r.labels["event"] and r.extra["event_snr_db"] == 5.0
         mixed = load_audio(r.audio).numpy()
         clean = sources[r.extra["source_key"]]
@@ -66,8 +73,13 @@ def test_each_clip_gets_one_event_where_the_record_says(speech, tmp_path):
         assert ratio == pytest.approx(5.0, abs=1.0)
     words = records[0].words
     shift = records[0].extra["speech_onset"]
-    assert words == (Word("the", round(0.1 + shift, 4), round(0.2 + shift, 4)), Word("orange", round(0.2 + shift, 4), round(0.6 + shift, 4)))
-    again = insert_events(speech, tmp_path / "again", InsertSettings(snr_db=(5.0, 5.0), seed=3), progress=False)
+    assert words == (
+        Word("the", round(0.1 + shift, 4), round(0.2 + shift, 4)),
+        Word("orange", round(0.2 + shift, 4), round(0.6 + shift, 4)),
+    )
+    again = insert_events(
+        speech, tmp_path / "again", InsertSettings(snr_db=(5.0, 5.0), seed=3), progress=False
+    )
     assert again.events == summary.events
     for r in records:  # the same seed: the same files
         name = Path(r.audio).name
@@ -81,7 +93,9 @@ def test_placements_and_the_mixing_level():
     for placement, expected_speech, expected_event in [("before", 4000 + 800, 0), ("after", 0, 16000 + 800)]:
         out, s, e = mix_event(speech, event, placement, 10.0, 800, 0.5)
         assert (s, e) == (expected_speech, expected_event) and len(out) == 16000 + 4000 + 800
-        assert 10 * np.log10(active_power(out[s : s + 16000]) / active_power(out[e : e + 4000])) == pytest.approx(10.0, abs=0.2)
+        assert 10 * np.log10(
+            active_power(out[s : s + 16000]) / active_power(out[e : e + 4000])
+        ) == pytest.approx(10.0, abs=0.2)
     out, s, e = mix_event(speech, event, "inside", 0.0, 800, 0.5)
     assert s == 0 and e == 6000 and len(out) == 16000
     loud, _, _ = mix_event(speech * 20, event, "inside", -10.0, 0, 0.0)
@@ -96,14 +110,21 @@ def test_event_recordings_from_a_folder(speech, tmp_path):
         sf.write(bank / name / "a.wav", 0.3 * np.sin(2 * np.pi * 300 * t), SAMPLE_RATE)
     assert sorted(event_bank(bank)) == ["cough", "throat clearing"]
     summary = insert_events(
-        speech, tmp_path / "out", InsertSettings(timbre=(1.2, 1.2)), events=bank, classes=["throat_clearing"],
+        speech,
+        tmp_path / "out",
+        InsertSettings(timbre=(1.2, 1.2)),
+        events=bank,
+        classes=["throat_clearing"],
         progress=False,
     )
     records = list(read_any(tmp_path / "out" / "ved.jsonl"))
     assert summary.events == {"throat clearing": 3}
     assert all(r.extra["event_source"].endswith("throat_clearing/a.wav") for r in records)
     # the 0.5 s event, its spectrum shifted 1.2x: 1/1.2 as long
-    assert all(r.extra["event_offset"] - r.extra["event_onset"] == pytest.approx(0.5 / 1.2, abs=0.01) for r in records)
+    assert all(
+        r.extra["event_offset"] - r.extra["event_onset"] == pytest.approx(0.5 / 1.2, abs=0.01)
+        for r in records
+    )
     (bank / "applause").mkdir()
     with pytest.raises(ConfigError, match="'applause' is not a vocal event class"):
         event_bank(bank)

@@ -34,7 +34,9 @@ def test_datasets_become_weighted_shard_lists(tmp_path):
     assert rows["speech"]["tasks"] == tasks
     shards = sorted((tmp_path / "out" / "speech").glob("shard_*.tar"))
     assert len(shards) == 3  # 5 clips, 2 per tar
-    assert [u.key for u in read_any(tmp_path / "out" / "speech" / "shards.list")] == [u.key for u in read_any(a)]
+    assert [u.key for u in read_any(tmp_path / "out" / "speech" / "shards.list")] == [
+        u.key for u in read_any(a)
+    ]
     data = yaml.safe_load((tmp_path / "out" / "data.yaml").read_text())["data"]["train"]
     assert data == [
         {"path": str(tmp_path / "out" / "speech" / "shards.list"), "weight": 1.0},
