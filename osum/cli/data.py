@@ -21,6 +21,9 @@ labeller agrees (osum.labelling.agreement): label files, osum models, chat endpo
 
 ``osum data sttc DIALOGUES OUT --tts espeak-ng:en-us`` speaks text dialogues' questions with a TTS and pairs them
 with the dialogue's (or an LLM endpoint's) replies: STTC training data (osum.data.sttc_data).
+
+``osum data align MANIFEST OUT.jsonl`` times the words of transcribed clips (SRWT labels) by forced alignment with
+Whisper's cross-attention (osum.data.align).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from osum.errors import ConfigError
 
 HELP = (
     "make data (synth: the offline synthetic multi-task corpus; prepare: manifests of public test sets; "
-    "offgen: evaluation sets from outside the generator; insert-events: VED clips from speech and events; agree: labels where labellers agree; shards: weighted tar shards for training; sttc: spoken questions with replies)"
+    "offgen: evaluation sets from outside the generator; insert-events: VED clips from speech and events; agree: labels where labellers agree; shards: weighted tar shards for training; sttc: spoken questions with replies; align: word times for transcripts)"
 )
 
 
@@ -79,6 +82,7 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     _add_agree_parser(sub)
     _add_shards_parser(sub)
     _add_sttc_parser(sub)
+    _add_align_parser(sub)
 
 
 def _add_prepare_parser(sub: argparse._SubParsersAction) -> None:
@@ -209,6 +213,23 @@ def _add_sttc_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--replace-answers", action="store_true", help="ask the endpoint for every reply, not only missing ones"
     )
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _add_align_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "align",
+        help="SRWT labels: word start/end times for transcribed clips by forced alignment",
+        description="Write OUT (a manifest): every clip of MANIFEST with a transcript as an SRWT record with its "
+        "words timed by a Whisper model's alignment heads reading the transcript, boundaries refined on the "
+        "audio's pauses. Clips over 30 s are skipped (cut them first).",
+    )
+    p.add_argument("manifest", help="transcribed clips (any format osum reads)")
+    p.add_argument("out", help="the manifest to write (.jsonl or .jsonl.gz)")
+    p.add_argument("--model", default="mini-stage1-base", help="a Whisper model (default: the packaged tiny.en)")
+    p.add_argument("--no-refine", action="store_true", help="keep the attention's boundaries as they are")
+    p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -380,6 +401,26 @@ def _sttc(args: argparse.Namespace) -> int:
     return 0
 
 
+def _align(args: argparse.Namespace) -> int:
+    from osum.data.align import align_manifest
+
+    summary = align_manifest(
+        args.manifest,
+        args.out,
+        args.model,
+        refine=not args.no_refine,
+        device=args.device,
+        progress=not args.quiet and sys.stderr.isatty(),
+    )
+    if args.json:
+        print(json.dumps(summary.to_dict(), indent=2))
+        return 0
+    print(f"{summary.clips} clips, {summary.words} words timed -> {summary.manifest}")
+    if summary.skipped:
+        print("skipped: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.skipped.items())))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     actions = {
         "synth": _synth,
@@ -389,5 +430,6 @@ def run(args: argparse.Namespace) -> int:
         "agree": _agree,
         "shards": _shards,
         "sttc": _sttc,
+        "align": _align,
     }
     return actions[args.data_command](args)

@@ -165,6 +165,7 @@ class TimingReport:
     mean_start_error: float  # seconds, over matched words
     mean_end_error: float
     aas: float  # average absolute shift: mean of all start and end boundary errors (the paper's AAS), seconds
+    within_50ms: float  # share of matched boundaries within 0.05 s
     within_100ms: float  # share of matched boundaries within 0.1 s
     within_200ms: float
 
@@ -223,6 +224,7 @@ def word_timing(
         mean_start_error=mean(starts),
         mean_end_error=mean(ends),
         aas=mean(errors),
+        within_50ms=mean([float(e <= 0.05 + 1e-9) for e in errors]),
         within_100ms=mean([float(e <= 0.1 + 1e-9) for e in errors]),
         within_200ms=mean([float(e <= 0.2 + 1e-9) for e in errors]),
     )

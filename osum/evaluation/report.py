@@ -260,6 +260,7 @@ def _timing_section(timing: Mapping[str, Any]) -> list[str]:
         ("mean start error (ms)", _ms(timing.get("mean_start_error"))),
         ("mean end error (ms)", _ms(timing.get("mean_end_error"))),
         ("AAS (ms) ↓", _ms(timing.get("aas"))),
+        ("boundaries within 50 ms (%)", _pct(timing.get("within_50ms"))),
         ("boundaries within 100 ms (%)", _pct(timing.get("within_100ms"))),
         ("boundaries within 200 ms (%)", _pct(timing.get("within_200ms"))),
     ]

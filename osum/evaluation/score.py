@@ -157,6 +157,7 @@ def score_task(
         )
         entry["timing"] = {k: _nan_to_none(v) for k, v in timing.to_dict().items()}
         metrics["aas_ms"] = _nan_to_none(timing.aas * 1000)
+        metrics["within_50ms"] = _nan_to_none(timing.within_50ms)
         metrics["within_100ms"] = _nan_to_none(timing.within_100ms)
         metrics["within_200ms"] = _nan_to_none(timing.within_200ms)
         primary = "aas_ms"

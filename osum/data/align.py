@@ -1,0 +1,177 @@
+"""``osum data align``: word times (SRWT labels) for transcribed speech, by forced alignment of the transcript.
+
+Dimension legend: H alignment heads, N tokens (the transcript's, then the end token), T1 encoder frames (50/s).
+
+Whisper's decoder, reading the known transcript (teacher forcing, no decoding), attends with its alignment heads
+to the audio of the token it writes; dynamic time warping through that attention gives each token's start
+(:mod:`osum.inference.word_times`, the procedure of the Whisper paper's word timestamps). The aligner is a Whisper
+model with alignment heads (default ``mini-stage1-base``: the packaged Whisper tiny.en).
+
+``refine`` (on by default) then moves each boundary onto the audio: the attention places a word's end where the
+next word starts, pauses included, and is coarse (20 ms frames, smoothed), so a word's start moves forward past
+frames that are quieter than ``SILENCE_DB`` below the clip's loudest, and its end back to its last frame above
+that level, within the span DTW gave it. It never moves a boundary into another word's span.
+
+Clips longer than Whisper's 30 s window are skipped (and counted): cut long recordings first.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from osum.data.audio import SAMPLE_RATE, log_mel_spectrogram
+from osum.data.collate import collate
+from osum.data.manifest import Utterance, load_utterance_audio, write_manifest
+from osum.data.reader import read_any
+from osum.errors import ConfigError, OsumError
+from osum.inference.word_times import FRAMES_PER_SECOND, word_times
+from osum.tasks.base import Word
+
+MAX_SECONDS = 30.0
+SILENCE_DB = 35.0  # a 10 ms frame this far below the clip's loudest counts as a pause (refine)
+FRAME_S = 0.01
+
+
+def frame_levels(wave: np.ndarray) -> np.ndarray:
+    """16 kHz samples -> the level of each 10 ms frame in dB below the clip's loudest frame ``(F,)`` (<= 0)."""
+    hop = int(FRAME_S * SAMPLE_RATE)
+    n = len(wave) // hop
+    if n == 0:
+        return np.zeros(0)
+    power = np.square(wave[: n * hop].astype(np.float64)).reshape(n, hop).mean(1) + 1e-12
+    db = 10 * np.log10(power)
+    return db - db.max()
+
+
+def refine_words(words: Sequence[Word], levels: np.ndarray, silence_db: float = SILENCE_DB) -> list[Word]:
+    """Each word's start moved forward to its first frame louder than ``-silence_db``, its end back to just after
+    its last such frame, both within the word's own span (``levels`` from :func:`frame_levels`). A word with no
+    loud frame in its span keeps its times."""
+    out = []
+    loud = levels > -silence_db
+    for w in words:
+        a, b = int(round(w.start / FRAME_S)), int(round(w.end / FRAME_S))
+        inside = np.flatnonzero(loud[a:b]) if b > a else np.zeros(0, int)
+        if inside.size == 0:
+            out.append(w)
+            continue
+        start, end = (a + inside[0]) * FRAME_S, (a + inside[-1] + 1) * FRAME_S
+        out.append(Word(w.word, round(start, 3), round(max(end, start), 3)))
+    return out
+
+
+class Aligner:
+    """A Whisper model with alignment heads that times the words of a known transcript."""
+
+    def __init__(self, model: str = "mini-stage1-base", device: str = "cpu") -> None:
+        import osum
+        from osum.model.whisper_tasks import WhisperTaskModel
+
+        self.osum = osum.load(model, device=device)
+        if not isinstance(self.osum.model, WhisperTaskModel):
+            raise ConfigError(
+                f"aligner {model!r}: needs a Whisper model (architecture whisper), not an OSUM LLM"
+            )
+        if not self.osum.config.decoder.alignment_heads:
+            raise ConfigError(
+                f"aligner {model!r}: its config names no alignment heads (decoder.alignment_heads)"
+            )
+        self.prompt = self.osum.codec().prompt_ids(self.osum.task("asr"))
+
+    @torch.inference_mode()
+    def align(self, wave: torch.Tensor, text: str, refine: bool = True) -> list[Word]:
+        """16 kHz samples ``(N,)`` (at most 30 s) and their transcript -> the words with start/end seconds."""
+        seconds = wave.shape[0] / SAMPLE_RATE
+        if seconds > MAX_SECONDS:
+            raise OsumError(f"the clip is {seconds:.1f} s; the aligner reads at most {MAX_SECONDS:g} s")
+        tokens = self.osum.tokenizer.encode(" " + " ".join(text.split()), add_special_tokens=False)
+        if not tokens:
+            raise OsumError("the transcript is empty")
+        model = self.osum.model
+        feats = log_mel_spectrogram(wave, self.osum.config.encoder.n_mels)
+        batch = collate([feats], [self.prompt], [[]]).to(self.osum.device)
+        enc, lengths = model.encode(batch)
+        weights = model.alignment_weights(self.prompt, tokens, enc[:1])  # (H, N + 1, T1)
+        pieces = [self.osum.tokenizer.decode([t]) for t in tokens]
+        frames = min(int(lengths[0]), int(np.ceil(seconds * FRAMES_PER_SECOND)))
+        words = word_times(weights, frames, pieces)
+        if refine:
+            words = refine_words(words, frame_levels(wave.numpy()))
+        return words
+
+
+@dataclass
+class AlignSummary:
+    manifest: str
+    clips: int = 0
+    words: int = 0
+    skipped: Counter = field(default_factory=Counter)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "manifest": self.manifest,
+            "clips": self.clips,
+            "words": self.words,
+            "skipped": dict(sorted(self.skipped.items())),
+        }
+
+
+def align_manifest(
+    manifest: str | os.PathLike,
+    out: str | os.PathLike,
+    model: str = "mini-stage1-base",
+    refine: bool = True,
+    device: str = "cpu",
+    progress: bool = True,
+) -> AlignSummary:
+    """Write ``out``: every clip of ``manifest`` with a transcript as an SRWT record with its ``words`` timed (the
+    audio stays where it is). Clips without a transcript, unreadable or longer than 30 s are skipped and counted;
+    ``out.summary.json`` holds the counts."""
+    target = Path(out)
+    if target.suffix not in (".jsonl", ".gz"):
+        raise ConfigError(f"{target}: the output is a manifest file (.jsonl or .jsonl.gz)")
+    aligner = Aligner(model, device)
+    utterances = list(read_any(manifest))
+    summary = AlignSummary(manifest=str(target))
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(utterances), desc="align", unit="clip")
+
+    def records() -> Iterator[Utterance]:
+        for u in utterances:
+            if bar is not None:
+                bar.update(1)
+            if not (u.text or "").strip():
+                summary.skipped["no transcript"] += 1
+                continue
+            try:
+                wave = load_utterance_audio(u, max_seconds=MAX_SECONDS)
+            except OsumError as exc:
+                summary.skipped["longer than 30 s" if "longer" in str(exc) else "unreadable audio"] += 1
+                continue
+            words = aligner.align(wave, u.text or "", refine)
+            summary.clips += 1
+            summary.words += len(words)
+            extra = {**u.extra, "aligner": model, "refined": refine}
+            yield replace(u, task="srwt", words=tuple(words), extra=extra)
+
+    try:
+        write_manifest(target, records(), relative=False)
+    finally:
+        if bar is not None:
+            bar.close()
+    target.with_name(target.name.split(".")[0] + ".summary.json").write_text(
+        json.dumps(summary.to_dict(), indent=2) + "\n"
+    )
+    return summary
