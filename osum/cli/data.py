@@ -36,7 +36,8 @@ from osum.errors import ConfigError
 
 HELP = (
     "make data (synth: the offline synthetic multi-task corpus; prepare: manifests of public test sets; "
-    "offgen: evaluation sets from outside the generator; insert-events: VED clips from speech and events; agree: labels where labellers agree; shards: weighted tar shards for training; sttc: spoken questions with replies; align: word times for transcripts)"
+    "offgen: evaluation sets from outside the generator; align, insert-events, agree, sttc, shards: the OSUM "
+    "paper's data pipeline on your own corpora)"
 )
 
 

@@ -30,7 +30,7 @@ import torch
 
 from osum.data.audio import SAMPLE_RATE, log_mel_spectrogram
 from osum.data.collate import collate
-from osum.data.manifest import Utterance, load_utterance_audio, write_manifest
+from osum.data.manifest import Utterance, transcribed_clips, write_manifest
 from osum.data.reader import read_any
 from osum.errors import ConfigError, OsumError
 from osum.inference.word_times import FRAMES_PER_SECOND, word_times
@@ -142,35 +142,17 @@ def align_manifest(
     aligner = Aligner(model, device)
     utterances = list(read_any(manifest))
     summary = AlignSummary(manifest=str(target))
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(utterances), desc="align", unit="clip")
 
     def records() -> Iterator[Utterance]:
-        for u in utterances:
-            if bar is not None:
-                bar.update(1)
-            if not (u.text or "").strip():
-                summary.skipped["no transcript"] += 1
-                continue
-            try:
-                wave = load_utterance_audio(u, max_seconds=MAX_SECONDS)
-            except OsumError as exc:
-                summary.skipped["longer than 30 s" if "longer" in str(exc) else "unreadable audio"] += 1
-                continue
+        found = transcribed_clips(utterances, summary.skipped, MAX_SECONDS, "align" if progress else None)
+        for u, wave in found:
             words = aligner.align(wave, u.text or "", refine)
             summary.clips += 1
             summary.words += len(words)
             extra = {**u.extra, "aligner": model, "refined": refine}
             yield replace(u, task="srwt", words=tuple(words), extra=extra)
 
-    try:
-        write_manifest(target, records(), relative=False)
-    finally:
-        if bar is not None:
-            bar.close()
+    write_manifest(target, records(), relative=False)
     target.with_name(target.name.split(".")[0] + ".summary.json").write_text(
         json.dumps(summary.to_dict(), indent=2) + "\n"
     )

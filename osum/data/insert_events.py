@@ -32,7 +32,7 @@ import numpy as np
 import soundfile as sf
 
 from osum.data.audio import SAMPLE_RATE, load_audio
-from osum.data.manifest import Utterance, load_utterance_audio, utterance_from_dict, write_manifest
+from osum.data.manifest import Utterance, transcribed_clips, utterance_from_dict, write_manifest
 from osum.data.reader import read_any
 from osum.data.synth.dsp import shift_spectrum, trim_bounds
 from osum.data.synth.events import EVENT_GENERATORS, PLACEMENTS, event_gain, layout, make_event
@@ -182,35 +182,17 @@ def insert_events(
     (out / "wavs").mkdir(parents=True, exist_ok=True)
     summary = InsertSummary(manifest=str(out / "ved.jsonl"))
     utterances = list(read_any(manifest))
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(utterances), desc="insert events", unit="clip")
 
     def clips() -> Iterator[Utterance]:
-        for u in utterances:
-            if bar is not None:
-                bar.update(1)
-            if not (u.text or "").strip():
-                summary.skipped["no transcript"] += 1
-                continue
-            try:
-                speech = load_utterance_audio(u).numpy().astype(np.float64)
-            except OsumError:
-                summary.skipped["unreadable audio"] += 1
-                continue
+        found = transcribed_clips(utterances, summary.skipped, desc="insert events" if progress else None)
+        for u, wave in found:
             name = chosen[summary.clips % len(chosen)]
-            record = _insert_one(u, speech, name, bank, settings, out)
+            record = _insert_one(u, wave.numpy().astype(np.float64), name, bank, settings, out)
             summary.clips += 1
             summary.events[name] += 1
             yield record
 
-    try:
-        write_manifest(out / "ved.jsonl", clips())
-    finally:
-        if bar is not None:
-            bar.close()
+    write_manifest(out / "ved.jsonl", clips())
     (out / "insert_summary.json").write_text(json.dumps(summary.to_dict(), indent=2) + "\n")
     return summary
 

@@ -27,7 +27,8 @@ import math
 import os
 import tarfile
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -459,6 +460,39 @@ def detect_format(path: str | os.PathLike) -> str:
 
 
 # ---- audio -------------------------------------------------------------------------------------------
+
+
+def transcribed_clips(
+    utterances: Sequence[Utterance],
+    skipped: Counter,
+    max_seconds: float | None = None,
+    desc: str | None = None,
+) -> Iterator[tuple[Utterance, torch.Tensor]]:
+    """The utterances that have a transcript and readable audio, each with its samples (:func:`load_utterance_audio`);
+    the others are counted in ``skipped`` by reason ("no transcript", "longer than N s", "unreadable audio").
+    ``desc``: show a progress bar with this name."""
+    bar = None
+    if desc is not None:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(utterances), desc=desc, unit="clip")
+    try:
+        for u in utterances:
+            if bar is not None:
+                bar.update(1)
+            if not (u.text or "").strip():
+                skipped["no transcript"] += 1
+                continue
+            try:
+                wave = load_utterance_audio(u, max_seconds=max_seconds)
+            except AudioError as exc:
+                too_long = max_seconds is not None and "longer than" in str(exc)
+                skipped[f"longer than {max_seconds:g} s" if too_long else "unreadable audio"] += 1
+                continue
+            yield u, wave
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def load_utterance_audio(u: Utterance, max_seconds: float | None = None) -> torch.Tensor:

@@ -4,7 +4,6 @@ rate and confusion table; each kind of labeller on local stand-ins (a stub HTTP 
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -23,6 +22,7 @@ from osum.labelling.labellers import (
     make_labeller,
     parse_label,
 )
+from osum.testing.stub_server import stub_server
 from osum.testing.tiny import write_toy_corpus
 from osum.vocabulary import EMOTION, STYLE
 
@@ -120,14 +120,8 @@ class _Chat(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def chat_url() -> Iterator[tuple[str, ThreadingHTTPServer]]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Chat)
-    server.bodies = []  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1", server
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+    with stub_server(_Chat) as served:
+        yield served
 
 
 def test_a_chat_endpoint_labels_the_transcripts(corpus, chat_url, tmp_path, monkeypatch):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -18,6 +17,7 @@ from osum.data.audio import SAMPLE_RATE, load_audio
 from osum.data.reader import read_any
 from osum.data.sttc_data import Voice, answer_endpoint, build_sttc, read_dialogues
 from osum.errors import ConfigError
+from osum.testing.stub_server import stub_server
 
 DIALOGUES = [
     {"id": "d1", "question": "What is the capital of France?", "answer": "Paris."},
@@ -71,14 +71,8 @@ class _Api(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def api() -> Iterator[tuple[str, ThreadingHTTPServer]]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Api)
-    server.bodies = []  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1", server
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+    with stub_server(_Api) as served:
+        yield served
 
 
 def test_dialogues_are_read_turn_by_turn(dialogues):
