@@ -129,7 +129,8 @@ def parse_label(reply: str, field: LabelField) -> str | None:
 
 
 class ChatLabeller:
-    """An OpenAI-compatible chat endpoint reading each clip's transcript."""
+    """An OpenAI-compatible chat endpoint reading each clip's transcript. A request that fails gives None for its
+    clip; when every request fails the endpoint is at fault and the run stops with its error."""
 
     def __init__(self, config: JudgeConfig) -> None:
         self.config = config
@@ -145,16 +146,21 @@ class ChatLabeller:
 
     def label(self, utterances: Sequence[Utterance], field: LabelField) -> list[str | None]:
         out: list[str | None] = []
+        answered, failure = 0, ""
         for u in utterances:
             if not (u.text or "").strip():
                 out.append(None)
                 continue
             try:
                 reply = chat(self.config, self.messages(u.text or "", field), max_tokens=16)
-            except ChatError:
+            except ChatError as exc:
                 out.append(None)
+                failure = str(exc)
                 continue
+            answered += 1
             out.append(parse_label(reply, field))
+        if failure and not answered:  # not one answer: the endpoint is down or wrong, not the clips
+            raise OsumError(f"labeller {self.name}: every request failed; the last: {failure}")
         return out
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from osum.cli.main import main
 from osum.data.reader import read_any
-from osum.errors import ConfigError
+from osum.errors import ConfigError, OsumError
 from osum.labelling.agreement import agree
 from osum.labelling.labellers import (
     ChatLabeller,
@@ -136,6 +136,8 @@ def test_a_chat_endpoint_labels_the_transcripts(corpus, chat_url, tmp_path, monk
     a, _ = _files(tmp_path)
     report = agree(corpus, tmp_path / "out", "emotion", [FileLabeller(a), labeller])
     assert (report.by_all, report.agreed) == (2, 2)
+    with pytest.raises(OsumError, match="every request failed; the last: cannot reach labeller endpoint"):
+        make_labeller("chat:http://127.0.0.1:9/v1#m").label(utterances[:1], EMOTION)
     monkeypatch.setenv("OSUM_CHAT_API_KEY", "wrong")
     with pytest.raises(ConfigError, match="labeller endpoint refused the API key"):
         make_labeller(f"chat:{url}#judge-7b").label(utterances, EMOTION)
