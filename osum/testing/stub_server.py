@@ -8,6 +8,21 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
+class StubHandler(BaseHTTPRequestHandler):
+    """A quiet handler with :meth:`reply`; subclasses answer in ``do_POST``."""
+
+    def reply(self, code: int, payload: bytes = b"", kind: str = "application/json") -> None:
+        self.send_response(code)
+        if payload:
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
 @contextlib.contextmanager
 def stub_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[tuple[str, ThreadingHTTPServer]]:
     """Serve ``handler`` on 127.0.0.1 in a thread -> (``http://127.0.0.1:PORT/v1``, the server). The server's

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -22,7 +22,7 @@ from osum.labelling.labellers import (
     make_labeller,
     parse_label,
 )
-from osum.testing.stub_server import stub_server
+from osum.testing.stub_server import StubHandler, stub_server
 from osum.testing.tiny import write_toy_corpus
 from osum.vocabulary import EMOTION, STYLE
 
@@ -92,30 +92,18 @@ def test_replies_are_read_as_labels_or_none():
     assert parse_label("<恐怖故事>", STYLE) == "恐怖故事"
 
 
-class _Chat(BaseHTTPRequestHandler):
+class _Chat(StubHandler):
     replies = {"what a great day": "Happy.", "i lost my keys again": "I would say sad", "oh no": "hmm"}
 
     def do_POST(self) -> None:  # noqa: N802 (http.server's name)
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.server.bodies.append(body)  # type: ignore[attr-defined]
         if self.headers.get("Authorization") == "Bearer wrong":
-            self.send_response(401)
-            self.end_headers()
-            return
+            return self.reply(401)
         text = body["messages"][-1]["content"]
         if text not in self.replies:
-            self.send_response(400)
-            self.end_headers()
-            return
-        payload = json.dumps({"choices": [{"message": {"content": self.replies[text]}}]}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args: object) -> None:
-        pass
+            return self.reply(400)
+        self.reply(200, json.dumps({"choices": [{"message": {"content": self.replies[text]}}]}).encode())
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import numpy as np
 import pytest
@@ -17,7 +17,7 @@ from osum.data.audio import SAMPLE_RATE, load_audio
 from osum.data.reader import read_any
 from osum.data.sttc_data import Voice, answer_endpoint, build_sttc, read_dialogues
 from osum.errors import ConfigError
-from osum.testing.stub_server import stub_server
+from osum.testing.stub_server import StubHandler, stub_server
 
 DIALOGUES = [
     {"id": "d1", "question": "What is the capital of France?", "answer": "Paris."},
@@ -41,7 +41,7 @@ def dialogues(tmp_path):
     return path
 
 
-class _Api(BaseHTTPRequestHandler):
+class _Api(StubHandler):
     """/v1/audio/speech: a 24 kHz tone as wav (its length follows the text); /v1/chat/completions: a reply."""
 
     def do_POST(self) -> None:  # noqa: N802
@@ -59,14 +59,7 @@ class _Api(BaseHTTPRequestHandler):
                 json.dumps({"choices": [{"message": {"content": reply}}]}).encode(),
                 "application/json",
             )
-        self.send_response(200)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args: object) -> None:
-        pass
+        self.reply(200, payload, kind)
 
 
 @pytest.fixture
