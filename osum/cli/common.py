@@ -7,7 +7,7 @@ import sys
 
 
 def add_decoding_args(p: argparse.ArgumentParser) -> None:
-    """--device, --dtype, --batch-size, --beams, --max-new-tokens."""
+    """--device, --dtype, --batch-size, --beams, --max-new-tokens, --kv-cache."""
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     p.add_argument(
         "--dtype",
@@ -17,6 +17,12 @@ def add_decoding_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--beams", type=int, default=1, help="beam size (1 = greedy)")
     p.add_argument("--max-new-tokens", type=int, default=200)
+    p.add_argument(
+        "--kv-cache",
+        choices=("dynamic", "static"),
+        default="dynamic",
+        help="the LLM's key/value cache: static is allocated once per batch (faster on CPU, same answers)",
+    )
 
 
 def add_guard_args(p: argparse.ArgumentParser) -> None:
@@ -50,6 +56,7 @@ def decoding_options(args: argparse.Namespace):
         do_sample=getattr(args, "sample", False),
         seed=getattr(args, "seed", None),
         batch_size=args.batch_size,
+        kv_cache=args.kv_cache,
         skip_silence=not args.keep_silence,
         stop_loops=not args.allow_loops,
         max_prompt_tokens=args.max_prompt_tokens,

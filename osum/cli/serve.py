@@ -41,6 +41,12 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-prompt-tokens", type=int, default=1024, help="longest instruction (default 1024)")
     p.add_argument("--max-new-tokens", type=int, default=200)
     p.add_argument(
+        "--kv-cache",
+        choices=("dynamic", "static"),
+        default="dynamic",
+        help="the LLM's key/value cache: static is allocated once per batch (faster on CPU, same answers)",
+    )
+    p.add_argument(
         "--cors-origin",
         action="append",
         default=[],
@@ -74,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
         max_audio_seconds=args.max_audio_seconds,
         max_prompt_tokens=args.max_prompt_tokens,
         max_new_tokens=args.max_new_tokens,
+        kv_cache=args.kv_cache,
         cors_origins=tuple(args.cors_origin),
     )
     if args.host not in ("127.0.0.1", "localhost", "::1") and settings.api_key is None:

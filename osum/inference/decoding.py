@@ -17,6 +17,8 @@ from osum.inference.guards import StopRunaways, loop_start, trim_loop
 from osum.model.osum import IGNORE_INDEX, Batch, OsumModel
 from osum.model.whisper_tasks import WhisperTaskModel
 
+KV_CACHES = ("dynamic", "static")
+
 
 @dataclass(frozen=True)
 class DecodingOptions:
@@ -29,6 +31,9 @@ class DecodingOptions:
     repetition_penalty: float = 1.0  # OSUM used 1.05
     seed: int | None = None  # seeds sampling, so even sampled runs can be repeated
     batch_size: int = 8  # utterance x task pairs decoded together
+    # the LLM's key/value cache (osum models; a Whisper model's decoder keeps its own): "dynamic" grows with each
+    # token, "static" is allocated once for the prefix plus max_new_tokens (same tokens; speed: bench/kv_cache.py)
+    kv_cache: str = "dynamic"
     # guards (osum.api.Osum.answer): on by default, each switchable
     skip_silence: bool = True  # no speech found by the voice activity detector -> empty answers, no labels
     stop_loops: bool = True  # end an answer that repeats itself; cap its tokens by the audio's length
@@ -46,6 +51,7 @@ class DecodingOptions:
             "batch_size": self.batch_size >= 1,
             "max_prompt_tokens": self.max_prompt_tokens >= 1,
             "min_label_prob": 0 <= self.min_label_prob <= 1,
+            "kv_cache": self.kv_cache in KV_CACHES,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
@@ -117,6 +123,9 @@ def generate(
         return_dict_in_generate=True,
         output_scores=options.num_beams == 1,
     )
+    if options.kv_cache == "static":
+        # compiling the step (transformers' default on accelerators) costs minutes and gained nothing on CPU
+        kwargs.update(cache_implementation="static", disable_compile=True)
     if stop_loops:
         kwargs["stopping_criteria"] = StoppingCriteriaList([StopRunaways(0, caps, True)])
     if options.do_sample:

@@ -42,6 +42,7 @@ class ServeSettings:
     max_audio_seconds: float = 600.0  # longest clip (longer than the model's window is cut at pauses)
     max_prompt_tokens: int = 1024  # longest instruction; beyond this, 400 (a long prompt would hold the batch)
     max_new_tokens: int = 200  # generated tokens per answer; a chat request may ask for fewer
+    kv_cache: str = "dynamic"  # the LLM's key/value cache: dynamic or static (DecodingOptions.kv_cache)
     cors_origins: tuple[str, ...] = ()  # browser origins allowed to call the API; none by default
 
     def __post_init__(self) -> None:
@@ -82,7 +83,11 @@ class Server:
         self.metrics = Metrics(queue_depth=lambda: self.worker.depth)
         self.worker = BatchWorker(
             model,
-            DecodingOptions(max_new_tokens=settings.max_new_tokens, max_prompt_tokens=settings.max_prompt_tokens),
+            DecodingOptions(
+                max_new_tokens=settings.max_new_tokens,
+                max_prompt_tokens=settings.max_prompt_tokens,
+                kv_cache=settings.kv_cache,
+            ),
             max_batch_size=settings.max_batch_size,
             max_wait=settings.max_wait_ms / 1000,
             max_queue=settings.max_queue,

@@ -116,6 +116,24 @@ def test_forced_answer_prefix_continues_the_greedy_answer(model):
         generate_ids(model, batch, opts, prefixes[:2])
 
 
+@pytest.mark.parametrize("beams", [1, 3])
+def test_static_kv_cache_decodes_the_same_answers(model, beams):
+    """The static cache (allocated once for prefix + max_new_tokens) gives the dynamic cache's tokens, also with
+    forced answer prefixes of different lengths in one padded batch, and the same per-token scores."""
+    from osum.inference.decoding import generate
+
+    batch = random_batch(**BATCH, vocab=VOCAB)
+    dynamic, static = (DecodingOptions(max_new_tokens=8, num_beams=beams, kv_cache=c) for c in ("dynamic", "static"))
+    assert generate_ids(model, batch, static) == generate_ids(model, batch, dynamic)
+    prefixes = [[11, 12], [], [13], [14, 15, 16]]
+    assert generate_ids(model, batch, static, prefixes) == generate_ids(model, batch, dynamic, prefixes)
+    if beams == 1:
+        (ids_d, scores_d), (ids_s, scores_s) = (generate(model, batch, o, caps=[8] * 4) for o in (dynamic, static))
+        assert ids_s == ids_d
+        assert [s is None for s in scores_s] == [s is None for s in scores_d]
+        assert all(s == pytest.approx(d, abs=1e-4) for s, d in zip(scores_s, scores_d, strict=True) if s is not None)
+
+
 def test_generation_refuses_train_mode(model):
     batch = random_batch(**BATCH, vocab=VOCAB)
     model.train()
@@ -139,6 +157,8 @@ def test_decoding_options_are_validated():
         DecodingOptions(num_beams=0)
     with pytest.raises(ConfigError, match="top_p"):
         DecodingOptions(top_p=1.5)
+    with pytest.raises(ConfigError, match="kv_cache='paged'"):
+        DecodingOptions(kv_cache="paged")
 
 
 def test_encoder_rejects_audio_longer_than_its_positions(model):
