@@ -22,8 +22,9 @@ labeller agrees (osum.labelling.agreement): label files, osum models, chat endpo
 ``osum data sttc DIALOGUES OUT --tts espeak-ng:en-us`` speaks text dialogues' questions with a TTS and pairs them
 with the dialogue's (or an LLM endpoint's) replies: STTC training data (osum.data.sttc_data).
 
-``osum data align MANIFEST OUT.jsonl`` times the words of transcribed clips (SRWT labels) by forced alignment with
-Whisper's cross-attention (osum.data.align).
+``osum data align MANIFEST OUT.jsonl`` times the words of transcribed clips (SRWT labels) by forced alignment
+(osum.data.align): the shipped frame aligner (osum.data.frame_align) or Whisper's cross-attention.
+``osum data train-aligner MANIFEST OUT_DIR`` trains a frame aligner on clips with exact word times.
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     _add_shards_parser(sub)
     _add_sttc_parser(sub)
     _add_align_parser(sub)
+    _add_train_aligner_parser(sub)
 
 
 def _add_prepare_parser(sub: argparse._SubParsersAction) -> None:
@@ -223,16 +225,47 @@ def _add_align_parser(sub: argparse._SubParsersAction) -> None:
         "align",
         help="SRWT labels: word start/end times for transcribed clips by forced alignment",
         description="Write OUT (a manifest): every clip of MANIFEST with a transcript as an SRWT record with its "
-        "words timed by a Whisper model's alignment heads reading the transcript, boundaries refined on the "
-        "audio's pauses. Clips over 30 s are skipped (cut them first).",
+        "words timed by forced alignment: the shipped frame aligner (letters and pauses on Whisper tiny.en's "
+        "encoder frames, Viterbi through the transcript; clips up to 10 min) or Whisper's alignment heads "
+        "reading the transcript (clips up to 30 s, boundaries refined on the audio's pauses).",
     )
     p.add_argument("manifest", help="transcribed clips (any format osum reads)")
     p.add_argument("out", help="the manifest to write (.jsonl or .jsonl.gz)")
-    p.add_argument("--model", default="mini-stage1-base", help="a Whisper model (default: the packaged tiny.en)")
-    p.add_argument("--no-refine", action="store_true", help="keep the attention's boundaries as they are")
+    p.add_argument(
+        "--aligner",
+        default="frames",
+        help="frames (default: the shipped frame aligner, models/aligner), attention (Whisper tiny.en's alignment "
+        "heads), attention:MODEL, or a folder from `osum data train-aligner`",
+    )
+    refine = p.add_mutually_exclusive_group()
+    refine.add_argument(
+        "--refine", action="store_true", default=None, help="move boundaries onto the audio's pauses"
+    )
+    refine.add_argument(
+        "--no-refine", dest="refine", action="store_false", help="keep the aligner's boundaries as they are"
+    )
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _add_train_aligner_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train-aligner",
+        help="train a frame aligner (for osum data align) on clips with exact word times",
+        description="Train the frame aligner's head (osum.data.frame_align) on the frozen encoder's frames of "
+        "MANIFEST's clips that have timed words (e.g. `osum data synth --tasks srwt=1`), and write it to OUT "
+        "(aligner.json, head.safetensors) for `osum data align --aligner OUT`.",
+    )
+    p.add_argument("manifest", nargs="+", help="clips with words and their start/end times")
+    p.add_argument("out", help="the folder to write")
+    p.add_argument("--encoder", default="mini-stage1-base", help="a Whisper model (default: the packaged tiny.en)")
+    p.add_argument("--epochs", type=int, default=12, help="passes over the clips per round (default 12)")
+    p.add_argument("--rounds", type=int, default=2, help="1 + times the letters' frames are re-drawn (default 2)")
+    p.add_argument("--limit", type=int, default=0, help="the first N timed clips only (default all)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
 def _pair(spec: str, option: str) -> tuple[float, float]:
@@ -408,8 +441,8 @@ def _align(args: argparse.Namespace) -> int:
     summary = align_manifest(
         args.manifest,
         args.out,
-        args.model,
-        refine=not args.no_refine,
+        args.aligner,
+        refine=args.refine,
         device=args.device,
         progress=not args.quiet and sys.stderr.isatty(),
     )
@@ -419,6 +452,34 @@ def _align(args: argparse.Namespace) -> int:
     print(f"{summary.clips} clips, {summary.words} words timed -> {summary.manifest}")
     if summary.skipped:
         print("skipped: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.skipped.items())))
+    return 0
+
+
+def _train_aligner(args: argparse.Namespace) -> int:
+    from osum.data.frame_align import timed_clips, train_frame_aligner
+
+    if args.epochs < 1 or args.rounds < 1:
+        raise ConfigError(f"--epochs and --rounds must be >= 1, got {args.epochs} and {args.rounds}")
+    clips = timed_clips(args.manifest, args.limit)
+    say = None if args.quiet or args.json else (lambda m: print(m, file=sys.stderr, flush=True))
+    summary = train_frame_aligner(
+        clips,
+        args.out,
+        args.encoder,
+        epochs=args.epochs,
+        rounds=args.rounds,
+        device=args.device,
+        log=say,
+        extra={"manifests": [str(m) for m in args.manifest]},
+        progress=say is not None and sys.stderr.isatty(),
+    )
+    if args.json:
+        print(json.dumps(summary.to_dict(), indent=2))
+        return 0
+    print(
+        f"{summary.clips} clips, {summary.frames} frames; frame accuracy {100 * summary.frame_accuracy:.1f}%; "
+        f"{summary.seconds:.0f} s -> {args.out}"
+    )
     return 0
 
 
@@ -432,5 +493,6 @@ def run(args: argparse.Namespace) -> int:
         "shards": _shards,
         "sttc": _sttc,
         "align": _align,
+        "train-aligner": _train_aligner,
     }
     return actions[args.data_command](args)

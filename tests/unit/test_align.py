@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from osum.cli.main import main
-from osum.data.align import Aligner, align_manifest, frame_levels, refine_words
+from osum.data.align import AttentionAligner, align_manifest, frame_levels, refine_words
 from osum.data.audio import SAMPLE_RATE, load_audio
 from osum.data.reader import read_any
 from osum.data.tts import synthesize
@@ -50,7 +50,7 @@ def test_refinement_moves_boundaries_onto_the_sound():
 
 def test_known_word_times_are_found(timed_clip):
     path, reference = timed_clip
-    aligner = Aligner()
+    aligner = AttentionAligner()
     wave = load_audio(str(path))
     dtw = aligner.align(wave, " ".join(WORDS), refine=False)
     refined = aligner.align(wave, " ".join(WORDS))
@@ -72,13 +72,14 @@ def test_a_manifest_becomes_timed_srwt_records(timed_clip, tmp_path, capsys):
     ]
     manifest = tmp_path / "in.jsonl"
     manifest.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
-    summary = align_manifest(manifest, tmp_path / "out.jsonl", progress=False)
+    summary = align_manifest(manifest, tmp_path / "out.jsonl", "attention", progress=False)
     assert summary.clips == 1 and summary.words == len(WORDS)
     assert summary.skipped == {"longer than 30 s": 1, "no transcript": 1}
     (record,) = read_any(tmp_path / "out.jsonl")
     assert record.task == "srwt" and [w.word for w in record.words] == WORDS
-    assert record.extra["aligner"] == "mini-stage1-base"
-    assert main(["data", "align", str(manifest), str(tmp_path / "cli.jsonl"), "--json"]) == 0
+    assert record.extra == {"aligner": "attention", "refined": True}
+    cli = ["data", "align", str(manifest), str(tmp_path / "cli.jsonl"), "--aligner", "attention:mini-stage1-base"]
+    assert main([*cli, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["clips"] == 1
     assert main(["data", "align", str(manifest), str(tmp_path / "cli.txt")]) == 2
     assert "manifest file" in capsys.readouterr().err
