@@ -11,7 +11,12 @@ spoken faster than one frame per letter), so a word's span is the frames its let
 The head is trained (:func:`train_frame_aligner`, ``osum data train-aligner``) on clips with exact word times
 (``osum data synth``'s SRWT clips: each word synthesized alone and measured): frames outside every word are
 pauses, a word's frames are shared among its letters evenly, and then, for ``rounds`` > 1, re-shared by the
-head's own Viterbi path within the word (the letters' times are not known; the words' are).
+head's own Viterbi path within the word (the letters' times are not known; the words' are). Half of the clips
+are added again with long pauses inserted (:func:`with_long_pauses`): the synthetic clips pause only 30-150 ms
+between words, and a head that never saw a longer pause heard letters in one.
+
+The symbols are English letters: another script's characters all map to one "other" symbol, and a language
+written without spaces is one "word" per space-separated run; the shipped head has heard English only.
 
 Long recordings are read in Whisper's 30 s windows, one after another, their frames joined (up to
 :data:`MAX_SECONDS`).

@@ -42,7 +42,7 @@ class ServeSettings:
     max_audio_seconds: float = 600.0  # longest clip (longer than the model's window is cut at pauses)
     max_prompt_tokens: int = 1024  # longest instruction; beyond this, 400 (a long prompt would hold the batch)
     max_new_tokens: int = 200  # generated tokens per answer; a chat request may ask for fewer
-    kv_cache: str = "dynamic"  # the LLM's key/value cache: dynamic or static (DecodingOptions.kv_cache)
+    kv_cache: str = "dynamic"  # the LLM's key/value cache: dynamic, static or compiled (DecodingOptions.kv_cache)
     cors_origins: tuple[str, ...] = ()  # browser origins allowed to call the API; none by default
 
     def __post_init__(self) -> None:

@@ -134,6 +134,15 @@ def test_static_kv_cache_decodes_the_same_answers(model, beams):
         assert all(s == pytest.approx(d, abs=1e-4) for s, d in zip(scores_s, scores_d, strict=True) if s is not None)
 
 
+def test_compiled_decoding_gives_the_eager_answers(model):
+    """kv_cache="compiled" (static cache, torch.compile of the decoding step; on the CPU too) gives the dynamic
+    cache's tokens, also for rows with forced answer prefixes."""
+    batch = random_batch(**BATCH, vocab=VOCAB)
+    eager, compiled = (DecodingOptions(max_new_tokens=6, kv_cache=c) for c in ("dynamic", "compiled"))
+    prefixes = [[11, 12], [], [13], [14, 15, 16]]
+    assert generate_ids(model, batch, compiled, prefixes) == generate_ids(model, batch, eager, prefixes)
+
+
 def test_generation_refuses_train_mode(model):
     batch = random_batch(**BATCH, vocab=VOCAB)
     model.train()
