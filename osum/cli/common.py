@@ -17,6 +17,11 @@ def add_decoding_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--beams", type=int, default=1, help="beam size (1 = greedy)")
     p.add_argument("--max-new-tokens", type=int, default=200)
+    add_kv_cache_arg(p)
+
+
+def add_kv_cache_arg(p: argparse.ArgumentParser) -> None:
+    """--kv-cache (``DecodingOptions.kv_cache``)."""
     p.add_argument(
         "--kv-cache",
         choices=("dynamic", "static", "compiled"),

@@ -6,6 +6,8 @@ import argparse
 import os
 import sys
 
+from osum.cli.common import add_kv_cache_arg
+
 HELP = "serve a model over HTTP (OpenAI-compatible API, batching, web page)"
 
 
@@ -40,13 +42,7 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--max-prompt-tokens", type=int, default=1024, help="longest instruction (default 1024)")
     p.add_argument("--max-new-tokens", type=int, default=200)
-    p.add_argument(
-        "--kv-cache",
-        choices=("dynamic", "static", "compiled"),
-        default="dynamic",
-        help="the LLM's key/value cache: static is allocated once per batch; compiled adds torch.compile of the "
-        "decoding step (1.19x tokens/s on CPU after ~35 s of compiling); same answers every way",
-    )
+    add_kv_cache_arg(p)
     p.add_argument(
         "--cors-origin",
         action="append",

@@ -101,3 +101,29 @@ def stage1_with_task_tags() -> Osum:
     config.encoder.pad_to_window = False
     model, tokenizer = build_model(config)
     return Osum(model, tokenizer, source="mini-stage1 (task tags)")
+
+
+def words_at_known_times(
+    words: list[str], folder: str | Path, pause: float = 0.25, lead: float = 0.3
+) -> tuple[Path, list]:
+    """The words spoken one by one (espeak-ng), each trimmed to its sound, ``pause`` seconds apart after ``lead``
+    seconds of silence -> (``folder/clip.wav``, each word with its exact start/end seconds): a clip with reference
+    word times for the aligners' tests."""
+    import soundfile as sf
+
+    from osum.data.audio import load_audio
+    from osum.data.tts import synthesize
+    from osum.tasks.base import Word
+
+    folder = Path(folder)
+    parts, timed, at = [np.zeros(int(lead * SAMPLE_RATE), np.float32)], [], lead
+    for w in words:
+        wave = load_audio(str(synthesize(w, folder / f"{w}.wav"))).numpy()
+        loud = np.flatnonzero(np.abs(wave) > 0.01 * np.abs(wave).max())
+        wave = wave[loud[0] : loud[-1] + 1]
+        timed.append(Word(w, round(at, 3), round(at + len(wave) / SAMPLE_RATE, 3)))
+        parts += [wave, np.zeros(int(pause * SAMPLE_RATE), np.float32)]
+        at += len(wave) / SAMPLE_RATE + pause
+    path = folder / "clip.wav"
+    sf.write(path, np.concatenate(parts), SAMPLE_RATE)
+    return path, timed

@@ -305,7 +305,7 @@ class Trainer:
             self.out.mkdir(parents=True, exist_ok=True)
             save_yaml(self.run, self.out / "run.yaml")
         bar = self._progress(pos.step)
-        micro, t0, window = 0, time.time(), {"loss": 0.0, "n": 0, "audio_s": 0.0, "skipped": 0}
+        micro, t0, window = 0, time.time(), {"loss": 0.0, "n": 0, "audio_s": 0.0, "utts": 0, "skipped": 0}
         engine = self.engine
         end = cfg.last_step
         while pos.step < end and pos.epoch < cfg.max_epochs:
@@ -322,13 +322,14 @@ class Trainer:
                 window["skipped"] += bad
                 if batch is not None:
                     window["audio_s"] += float(batch.feat_lengths.sum()) / 100
+                    window["utts"] += batch.feat_lengths.shape[0]
                 if not sync:
                     continue
                 grad_norm = engine.step()
                 pos.step += 1
                 if pos.step % cfg.log_every == 0 or pos.step == end:
                     self._log(pos, window, float(grad_norm), time.time() - t0, bar)
-                    window, t0 = {"loss": 0.0, "n": 0, "audio_s": 0.0, "skipped": 0}, time.time()
+                    window, t0 = {"loss": 0.0, "n": 0, "audio_s": 0.0, "utts": 0, "skipped": 0}, time.time()
                 if cfg.valid_every and pos.step % cfg.valid_every == 0:
                     self.validate()
                 if pos.step % cfg.save_every == 0 or pos.step == end:
@@ -486,6 +487,7 @@ class Trainer:
             "lr": self.engine.lr(),
             "grad_norm": grad_norm if math.isfinite(grad_norm) else None,
             "audio_seconds_per_second": window["audio_s"] * self.dist.world_size / max(seconds, 1e-9),
+            "utterances_per_second": window["utts"] * self.dist.world_size / max(seconds, 1e-9),
             "seconds_per_step": seconds / max(window["n"] / self.run.train.grad_accum, 1e-9),
             "skipped_utterances": window["skipped"],
             "time": time.time(),

@@ -64,7 +64,7 @@ def test_loss_falls(corpus, tmp_path):
     valid = [r for r in records if "valid_loss" in r]
     assert [r["step"] for r in valid] == [12] and valid[0]["valid_batches"] > 0
     assert len(logs) == 12 and all(
-        set(r) >= {"loss", "lr", "grad_norm", "audio_seconds_per_second"} for r in logs
+        set(r) >= {"loss", "lr", "grad_norm", "audio_seconds_per_second", "utterances_per_second"} for r in logs
     )
     first, last = sum(r["loss"] for r in logs[:3]) / 3, sum(r["loss"] for r in logs[-3:]) / 3
     assert last < first - 0.8, (first, last)  # measured: 11.79 -> 10.45 over 12 steps

@@ -13,9 +13,9 @@ from osum.cli.main import main
 from osum.data.align import AttentionAligner, align_manifest, frame_levels, refine_words
 from osum.data.audio import SAMPLE_RATE, load_audio
 from osum.data.reader import read_any
-from osum.data.tts import synthesize
 from osum.evaluation.metrics import word_timing
 from osum.tasks.base import Word
+from osum.testing.tiny import words_at_known_times
 
 WORDS = ["seven", "orange", "kites", "drifted", "over", "harbor"]
 
@@ -23,18 +23,7 @@ WORDS = ["seven", "orange", "kites", "drifted", "over", "harbor"]
 @pytest.fixture(scope="module")
 def timed_clip(tmp_path_factory):
     """The words spoken one by one (espeak-ng), each trimmed, with 0.25 s pauses: exact reference times."""
-    folder = tmp_path_factory.mktemp("align")
-    parts, words, at = [np.zeros(int(0.3 * SAMPLE_RATE), np.float32)], [], 0.3
-    for w in WORDS:
-        wave = load_audio(str(synthesize(w, folder / f"{w}.wav"))).numpy()
-        loud = np.flatnonzero(np.abs(wave) > 0.01 * np.abs(wave).max())
-        wave = wave[loud[0] : loud[-1] + 1]
-        words.append(Word(w, round(at, 3), round(at + len(wave) / SAMPLE_RATE, 3)))
-        parts += [wave, np.zeros(int(0.25 * SAMPLE_RATE), np.float32)]
-        at += len(wave) / SAMPLE_RATE + 0.25
-    path = folder / "clip.wav"
-    sf.write(path, np.concatenate(parts), SAMPLE_RATE)
-    return path, words
+    return words_at_known_times(WORDS, tmp_path_factory.mktemp("align"))
 
 
 def test_refinement_moves_boundaries_onto_the_sound():

@@ -7,7 +7,6 @@ import json
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 from osum.cli.main import main
 from osum.data.align import align_manifest, load_aligner
@@ -26,10 +25,10 @@ from osum.data.frame_align import (
     with_long_pauses,
 )
 from osum.data.reader import read_any
-from osum.data.tts import synthesize
 from osum.errors import ConfigError, OsumError
 from osum.evaluation.metrics import word_timing
 from osum.tasks.base import Word
+from osum.testing.tiny import words_at_known_times
 
 WORDS = ["seven", "orange", "kites", "drifted", "over", "harbor"]
 
@@ -97,18 +96,7 @@ def test_long_pauses_move_the_later_words_with_their_sound():
 @pytest.fixture(scope="module")
 def timed_clip(tmp_path_factory):
     """The words spoken one by one (espeak-ng), each trimmed, with 0.25 s pauses: exact reference times."""
-    folder = tmp_path_factory.mktemp("frame-align")
-    parts, words, at = [np.zeros(int(0.3 * SAMPLE_RATE), np.float32)], [], 0.3
-    for w in WORDS:
-        wave = load_audio(str(synthesize(w, folder / f"{w}.wav"))).numpy()
-        loud = np.flatnonzero(np.abs(wave) > 0.01 * np.abs(wave).max())
-        wave = wave[loud[0] : loud[-1] + 1]
-        words.append(Word(w, round(at, 3), round(at + len(wave) / SAMPLE_RATE, 3)))
-        parts += [wave, np.zeros(int(0.25 * SAMPLE_RATE), np.float32)]
-        at += len(wave) / SAMPLE_RATE + 0.25
-    path = folder / "clip.wav"
-    sf.write(path, np.concatenate(parts), SAMPLE_RATE)
-    return path, words
+    return words_at_known_times(WORDS, tmp_path_factory.mktemp("frame-align"))
 
 
 def test_the_shipped_aligner_times_words_within_a_frame_or_two(timed_clip):
