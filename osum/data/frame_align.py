@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from osum.data.audio import SAMPLE_RATE, log_mel_spectrogram
+from osum.data.levels import frame_levels, refine_words
 from osum.errors import ConfigError, OsumError
 from osum.tasks.base import Word
 
@@ -255,7 +256,7 @@ class FrameAligner:
 
     def align(self, wave: torch.Tensor, text: str, refine: bool = False) -> list[Word]:
         """16 kHz samples ``(N,)`` and their transcript -> the transcript's words (split on spaces) with start/end
-        seconds. ``refine``: move the boundaries onto the audio's pauses (:func:`osum.data.align.refine_words`)."""
+        seconds. ``refine``: move the boundaries onto the audio's pauses (:func:`osum.data.levels.refine_words`)."""
         words = text.split()
         if not words:
             raise OsumError("the transcript is empty")
@@ -266,8 +267,6 @@ class FrameAligner:
             for w, (a, b) in zip(words, spans, strict=True)
         ]
         if refine:
-            from osum.data.align import frame_levels, refine_words
-
             out = refine_words(out, frame_levels(wave.numpy()))
         return out
 
