@@ -12,11 +12,11 @@ Two aligners (:func:`load_aligner`):
   aligner is a Whisper model with alignment heads (default ``mini-stage1-base``: the packaged Whisper tiny.en).
   Clips longer than Whisper's 30 s window are skipped (and counted).
 
-``refine`` (on by default for ``attention``) then moves each boundary onto the audio: the attention places a
-word's end where the next word starts, pauses included, and is coarse (20 ms frames, smoothed), so a word's start
-moves forward past frames that are quieter than ``SILENCE_DB`` below the clip's loudest, and its end back to its
-last frame above that level, within the span the aligner gave it. It never moves a boundary into another word's
-span.
+``refine`` (on by default for ``attention``) then moves each boundary onto the audio
+(:func:`osum.data.levels.refine_words`): the attention places a word's end where the next word starts, pauses
+included, and is coarse (20 ms frames, smoothed), so a word's start moves forward past frames that are quieter
+than ``SILENCE_DB`` below the clip's loudest, and its end back to its last frame above that level, within the
+span the aligner gave it. It never moves a boundary into another word's span.
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ from osum.tasks.base import Word
 
 DEFAULT_ALIGNER = "frames"
 MAX_SECONDS = 30.0  # the attention aligner's (one Whisper window)
+
+
 class AttentionAligner:
     """A Whisper model with alignment heads that times the words of a known transcript (``attention``)."""
 
