@@ -20,21 +20,19 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
 import torch
+from qwen2audio_generate import osum_model, spoken_clips  # bench/ is the script's folder on sys.path
 
-from osum.checkpoint import model_class
 from osum.codec import LLMCodec
-from osum.data.audio import load_audio, log_mel_spectrogram
+from osum.data.audio import log_mel_spectrogram
 from osum.data.collate import collate
-from osum.data.tts import synthesize
+from osum.inference.decoding import compile_config
 from osum.model.assets import load_tokenizer
 from osum.presets import preset_config
 from osum.tasks import default_prompts, get_task
-from osum.testing.sentences import PLAIN_SENTENCES
 
 THREADS = 2
 CLIPS = 8
@@ -47,20 +45,9 @@ def main() -> int:
     p.add_argument("--out", default="bench/results/kv_cache.json")
     args = p.parse_args()
     torch.set_num_threads(THREADS)
-    from transformers import CompileConfig
-
-    folder = Path(tempfile.mkdtemp(prefix="kv-"))
-    waves = [
-        load_audio(synthesize(s, folder / f"{i}.wav", voice="en-us"))
-        for i, s in enumerate(PLAIN_SENTENCES[:CLIPS])
-    ]
-    feats = [log_mel_spectrogram(w) for w in waves]
-    config = preset_config("mini")
-    config.encoder.pad_to_window = False
-    config.sources.encoder = config.sources.llm = config.sources.transcriber = ""
-    torch.manual_seed(0)
-    model = model_class(config)(config).eval()
-    unreachable = config.llm.vocab_size + 7
+    feats = [log_mel_spectrogram(w) for w in spoken_clips(CLIPS, "kv-")]
+    unreachable = preset_config("mini").llm.vocab_size + 7
+    model, _ = osum_model(unreachable)
     tokenizer = load_tokenizer("packaged:smollm2-135m")
     codec = LLMCodec(tokenizer, default_prompts(), unreachable, "en", random_prompt=False)
     prompt = codec.prompt_ids(get_task("asr"))
@@ -71,8 +58,7 @@ def main() -> int:
             for idx in batches:
                 batch = collate([feats[i] for i in idx], [prompt] * len(idx), [[] for _ in idx])
                 prefixes[tuple(idx)] = model.prefix_embeddings(batch)
-    compiled = CompileConfig(mode="default", fullgraph=False)
-    compiled._compile_all_devices = True  # transformers compiles on accelerators only unless told
+    compiled = compile_config(torch.device("cpu"))  # what DecodingOptions(kv_cache="compiled") uses
 
     def run(idx: list[int], mode: str) -> torch.Tensor:
         embeds, mask = prefixes[tuple(idx)]

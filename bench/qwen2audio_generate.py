@@ -42,7 +42,17 @@ THREADS = 2
 CLIPS = 8
 
 
+def spoken_clips(n: int, prefix: str) -> list[torch.Tensor]:
+    """The first ``n`` plain sentences read by espeak-ng (en-us) into a temporary folder, 16 kHz ``(N,)`` each."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    return [
+        load_audio(synthesize(s, folder / f"{i}.wav", voice="en-us")) for i, s in enumerate(PLAIN_SENTENCES[:n])
+    ]
+
+
 def osum_model(unreachable: int):
+    """osum's model at the ``mini`` sizes, random weights (seed 0), unpadded encoder; ``unreachable`` as its end
+    token."""
     config = preset_config("mini")
     config.encoder.pad_to_window = False  # OSUM's encoder: the clip's own length
     config.sources.encoder = config.sources.llm = config.sources.transcriber = ""
@@ -89,11 +99,7 @@ def main() -> int:
     p.add_argument("--out", default="bench/results/qwen2audio_generate.json")
     args = p.parse_args()
     torch.set_num_threads(THREADS)
-    folder = Path(tempfile.mkdtemp(prefix="q2a-"))
-    waves = [
-        load_audio(synthesize(s, folder / f"{i}.wav", voice="en-us"))
-        for i, s in enumerate(PLAIN_SENTENCES[:CLIPS])
-    ]
+    waves = spoken_clips(CLIPS, "q2a-")
     feats = [log_mel_spectrogram(w) for w in waves]  # (T, 80) each
     audio_s = [len(w) / 16000 for w in waves]
     unreachable = preset_config("mini").llm.vocab_size + 7  # an end token no model can produce

@@ -128,7 +128,7 @@ def generate(
     if options.kv_cache == "static":
         kwargs.update(cache_implementation="static", disable_compile=True)
     elif options.kv_cache == "compiled":
-        kwargs.update(cache_implementation="static", compile_config=_compile_config(model.lm.device))
+        kwargs.update(cache_implementation="static", compile_config=compile_config(model.lm.device))
     if stop_loops:
         kwargs["stopping_criteria"] = StoppingCriteriaList([StopRunaways(0, caps, True)])
     if options.do_sample:
@@ -158,7 +158,7 @@ def generate(
     return results, means
 
 
-def _compile_config(device: torch.device) -> CompileConfig:
+def compile_config(device: torch.device) -> CompileConfig:
     """transformers' settings for compiling the decoding step: CUDA graphs (its default "reduce-overhead") on a
     GPU; on the CPU inductor's default mode, and the flag by which transformers' ``generate`` compiles on devices
     other than accelerators (it documents the flag for this use)."""
