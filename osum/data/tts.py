@@ -90,6 +90,7 @@ def synthesize_array(
     word_gap: int | None = None,
     pitch_range: str | None = None,
     sample_rate: int = 16000,
+    f0_scale: float = 1.0,
 ) -> np.ndarray:
     """Speak ``text`` and return float32 samples ``(N,)`` at ``sample_rate`` (resampled with soxr).
 
@@ -103,6 +104,8 @@ def synthesize_array(
         word_gap: extra pause between words in units of 10 ms (espeak-ng ``-g``; ignored by flite).
         pitch_range: one of ``PITCH_RANGES``: intonation width (espeak-ng SSML ``<prosody range>``; flite F0
             standard deviation).
+        f0_scale: flite only: multiplies the mean F0 target (the synthesizer's converted voices,
+            :mod:`osum.data.synth.voices`, speak a male flite voice at a woman's F0). 0.5-3.
 
     Raises:
         OsumError: unknown engine/voice/range, engine not installed, empty text, or the engine failed.
@@ -116,10 +119,14 @@ def synthesize_array(
         raise OsumError(f"pitch must be in 0..99, got {pitch}")
     if speed is not None and not 40 <= speed <= 500:
         raise OsumError(f"speed must be in 40..500 words per minute, got {speed}")
+    if not 0.5 <= f0_scale <= 3.0:
+        raise OsumError(f"f0_scale must be in 0.5..3, got {f0_scale}")
     if engine == "espeak-ng":
+        if f0_scale != 1.0:
+            raise OsumError("f0_scale applies to flite voices only; use pitch for espeak-ng")
         wave, rate = _espeak(exe, text, voice, pitch, speed, amplitude, word_gap, pitch_range)
     else:
-        wave, rate = _flite(exe, text, voice, pitch, speed, pitch_range)
+        wave, rate = _flite(exe, text, voice, pitch, speed, pitch_range, f0_scale)
         if amplitude is not None:
             wave = wave * (amplitude / 100.0)
     if wave.size == 0:
@@ -156,13 +163,19 @@ def _espeak(
 
 
 def _flite(
-    exe: str, text: str, voice: str, pitch: float | None, speed: float | None, pitch_range: str | None
+    exe: str,
+    text: str,
+    voice: str,
+    pitch: float | None,
+    speed: float | None,
+    pitch_range: str | None,
+    f0_scale: float = 1.0,
 ) -> tuple[np.ndarray, int]:
     if voice not in FLITE_VOICES:
         raise OsumError(f"unknown flite voice {voice!r}; choose one of {sorted(FLITE_VOICES)}")
     cmd = [exe, "-voice", voice]
-    if pitch is not None:
-        f0 = FLITE_VOICES[voice][1] * 2.0 ** ((pitch - 50.0) / 80.0)
+    if pitch is not None or f0_scale != 1.0:
+        f0 = FLITE_VOICES[voice][1] * f0_scale * 2.0 ** (((pitch if pitch is not None else 50.0) - 50.0) / 80.0)
         cmd += ["--setf", f"int_f0_target_mean={f0:.1f}"]
     if speed is not None:
         cmd += ["--setf", f"duration_stretch={_ESPEAK_DEFAULT_SPEED / speed:.3f}"]

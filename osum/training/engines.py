@@ -231,6 +231,23 @@ def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def load_trained_weights(src: dict[str, torch.Tensor], dst: nn.Module, where: Path) -> None:
+    """Load a DeepSpeed checkpoint's module weights ``src`` (saved without the frozen parameters) into ``dst``.
+
+    Raises CheckpointError naming the keys if ``src`` holds a weight ``dst`` does not have, or lacks one that
+    trains in ``dst`` (a frozen parameter may be missing: it comes from the step's ``model.safetensors``).
+    """
+    result = dst.load_state_dict(src, strict=False)
+    frozen = {name for name, p in dst.named_parameters() if not p.requires_grad}
+    missing = [k for k in result.missing_keys if k not in frozen]
+    if result.unexpected_keys or missing:
+        raise CheckpointError(
+            f"{where}: DeepSpeed checkpoint does not fit this model: "
+            f"unexpected {result.unexpected_keys[:5]}, missing trained weights {missing[:5]} "
+            f"({len(result.unexpected_keys)} unexpected, {len(missing)} missing); resume with the run's own config"
+        )
+
+
 class DeepSpeedEngine(Engine):
     """DeepSpeed ZeRO (stage from ``train.deepspeed_stage``) around our model, optimizer and schedule."""
 
@@ -282,8 +299,11 @@ class DeepSpeedEngine(Engine):
         folder = ckpt / state["optimizer"][SHARD_DIR]
         if not folder.is_dir():
             raise CheckpointError(f"{folder}: DeepSpeed checkpoint missing")
-        # Frozen weights were not saved (exclude_frozen_parameters); they come from our model.safetensors.
-        path, _ = self.ds.load_checkpoint(str(folder), tag=_DS_TAG, load_module_strict=False)
+        # Frozen weights were not saved (exclude_frozen_parameters); they come from our model.safetensors, so
+        # only they may be missing (checked by load_trained_weights, not by a blanket strict=False).
+        path, _ = self.ds.load_checkpoint(
+            str(folder), tag=_DS_TAG, custom_load_fn=lambda src, dst: load_trained_weights(src, dst, folder)
+        )
         if path is None:
             raise CheckpointError(f"{folder}: DeepSpeed could not load its checkpoint")
 

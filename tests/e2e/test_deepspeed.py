@@ -314,3 +314,18 @@ def test_resuming_across_engine_kinds_is_refused(tmp_path):
     state = {"optimizer": {SHARD_DIR: SHARD_DIR}, "scheduler": {}}
     with pytest.raises(CheckpointError, match="resume it with train.engine=deepspeed"):
         engine.load_optimizer_state(state, tmp_path)
+
+
+def test_resumed_weights_may_lack_only_frozen_parameters(tmp_path):
+    """DeepSpeed's shards leave frozen weights out; any other missing or extra key is a CheckpointError."""
+    from osum.training.engines import load_trained_weights
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 2))
+    model[0].requires_grad_(False)
+    trained = {k: v.clone() + 1 for k, v in model.state_dict().items() if k.startswith("1.")}
+    load_trained_weights(trained, model, tmp_path)
+    assert torch.equal(model[1].weight, trained["1.weight"])
+    with pytest.raises(CheckpointError, match=r"unexpected \['2.weight'\]"):
+        load_trained_weights({**trained, "2.weight": torch.zeros(2, 2)}, model, tmp_path)
+    with pytest.raises(CheckpointError, match=r"missing trained weights \['1.bias'\]"):
+        load_trained_weights({"1.weight": trained["1.weight"]}, model, tmp_path)

@@ -16,11 +16,14 @@ from osum.cli.data import parse_weights
 from osum.data.manifest import read_manifest
 from osum.data.synth import PlanSettings, build_corpus, plan_corpus, render_clip
 from osum.data.synth.events import EVENT_GENERATORS, make_event
+from osum.data.synth.plan import ClipSpec
+from osum.data.synth.prosody import Delivery
 from osum.data.synth.questions import number_words
+from osum.data.synth.render import speech_of
 from osum.data.synth.text import text_split
-from osum.data.synth.voices import split_voices
+from osum.data.synth.voices import FEMALE_TRACT, split_voices
 from osum.data.tts import synthesize_array
-from osum.errors import ConfigError
+from osum.errors import ConfigError, OsumError
 from osum.tasks import get_task
 
 SR = 16000
@@ -252,6 +255,31 @@ def test_train_and_test_share_no_voice_and_no_sentence(corpus):
     assert not {v.id for v in voices["train"]} & {v.id for v in voices["test"]}
     keys = [f"sentence {i}" for i in range(4000)]
     assert 0.17 < np.mean([text_split(k, 0.2) == "test" for k in keys]) < 0.23
+
+
+def test_converted_female_flite_voices_train_only_and_sound_female():
+    """flite's training voices are all male; each also speaks as a woman (F0 and spectrum raised), in training
+    only, so that a flite-like voice does not mean "man"."""
+    voices = split_voices(("espeak-ng", "flite"), "split")
+    train = {v.id: v for v in voices["train"] if v.engine == "flite"}
+    assert set(train) == {"flite:awb", "flite:kal16", "flite:awb~female", "flite:kal16~female"}
+    assert [v.id for v in voices["test"] if v.engine == "flite"] == ["flite:slt", "flite:rms"]
+    assert not any(v.converted for v in split_voices(("espeak-ng", "flite"), "test")["train"])
+    converted = train["flite:awb~female"]
+    assert converted.gender == "female" and converted.tract == FEMALE_TRACT and converted.name == "awb"
+    spec = PlanSettings(hours=0.01, seed=0)
+    rng = np.random.default_rng(0)
+    f0 = {}
+    for vid in ("flite:awb", "flite:awb~female"):
+        clip = ClipSpec(
+            key="k", split="train", task="asr", text="the quick brown fox jumps over the lazy dog",
+            voice=train[vid], delivery=Delivery(), seed=spec.seed,
+        )
+        f0[vid] = _autocorr_f0(speech_of(clip, 1.0, rng)[0])
+    # awb speaks at about 130 Hz; converted, at about 200 Hz (F0 x 1.54)
+    assert f0["flite:awb"] < 150 < 180 < f0["flite:awb~female"] < 230, f0
+    with pytest.raises(OsumError, match="flite voices only"):
+        synthesize_array("hello", "en-us+f2", "espeak-ng", f0_scale=1.5)
 
 
 def _digest(folder: Path) -> str:

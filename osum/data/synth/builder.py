@@ -96,6 +96,8 @@ def record_of(spec: ClipSpec, rendered: Rendered, f0: float) -> dict[str, Any]:
             speech_offset=rendered.speech_span[1],
             f0_median_hz=None if np.isnan(f0) else round(f0, 1),
         )
+        if voice.converted:
+            extra["converted"] = voice.converted
         if (
             voice.gender != "unknown"
         ):  # a variant without a gender line gives no gender label (data.extra_labels)

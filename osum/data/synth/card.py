@@ -32,7 +32,8 @@ ACOUSTIC_TRUTHS = (
     (
         "speaker gender (SGC)",
         "gender line of the espeak-ng variant file (variants without one, and whispering ones, are never used "
-        "for SGC/SAP); flite slt / rms awb kal16",
+        "for SGC/SAP); flite slt / rms awb kal16; in training also awb~female and kal16~female, the male flite "
+        "voices converted (F0 about 200 Hz, spectrum x1.15; `osum.data.synth.voices`)",
         "checked by measured median F0 before augmentation (table above)",
     ),
     (

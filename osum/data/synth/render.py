@@ -9,7 +9,7 @@ the same samples for the same spec.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -48,16 +48,19 @@ class Rendered:
 
 
 def _speak(spec: ClipSpec, text: str, speed_factor: float, rng: np.random.Generator) -> np.ndarray:
-    d = spec.delivery
+    voice = spec.voice
+    # a converted voice's vocal tract multiplies the delivery's own spectrum shift
+    d = replace(spec.delivery, shift=spec.delivery.shift * voice.tract) if voice.tract != 1.0 else spec.delivery
     wave = synthesize_array(
         text,
-        spec.voice.name,
-        spec.voice.engine,
+        voice.name,
+        voice.engine,
         pitch=d.pitch,
         speed=min(450.0, d.engine_speed() * speed_factor),
         amplitude=d.amplitude,
-        word_gap=d.word_gap if spec.voice.engine == "espeak-ng" else None,
+        word_gap=d.word_gap if voice.engine == "espeak-ng" else None,
         pitch_range=d.pitch_range,
+        f0_scale=voice.f0_scale,
     )
     return apply_effects(wave, d, rng)
 

@@ -8,6 +8,13 @@ used where gender or age is the label. Whispering variants (``voicing`` below 25
 so they are not used for gender, age, emotion or style either (:attr:`Voice.voiced`). Flite voices: slt
 female; rms, awb, kal16 male.
 
+Converted voices: flite's training voices are all male (slt, its one woman, is held out), so without help every
+flite clip a model trains on is a man's and "sounds like flite" would mean "male, adult". Each male flite voice of
+the training split therefore also speaks as a woman: its F0 raised to about 200 Hz and its spectrum shifted up by
+:data:`FEMALE_TRACT` (a 15% shorter vocal tract), the way espeak-ng's female variants are its male voice with
+other pitch and formant settings. These are a training augmentation (a stand-in for voice conversion, as the
+paper's timbre change in VED data); test voices are never converted.
+
 Test voices are disjoint from training voices: whole variants (:data:`TEST_VARIANTS`, with look-alike families
 such as steph / steph2 / steph3 or the Klatt-based variants kept together) and a whole accent (``en-029``) are
 held out for test, and flite, a second synthesizer, is by default used for test only.
@@ -20,7 +27,7 @@ import re
 import shutil
 import subprocess
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from osum.data.tts import FLITE_VOICES
@@ -85,6 +92,9 @@ FLITE_SPLITS = ("test", "train", "split")
 # With flite_split="split": which flite voices go to test (the rest train).
 _FLITE_TEST_VOICES = ("slt", "rms")
 _MIN_VOICING = 25  # a variant whose "voicing" is below this whispers (no F0)
+# Converted female voices (module docstring): spectrum shift and the mean F0 they speak at (before the shift).
+FEMALE_TRACT = 1.15
+_FEMALE_F0 = 200.0 / FEMALE_TRACT
 # Used when the espeak-ng data folder cannot be read (e.g. espeak-ng not installed, planning only).
 _FALLBACK_VARIANTS = tuple((f"f{i}", "female", True) for i in range(1, 6)) + tuple(
     (f"m{i}", "male", True) for i in range(1, 9)
@@ -98,11 +108,15 @@ class Voice:
     gender: str  # "female", "male" or "unknown" (variant file without a gender line)
     accent: str  # espeak-ng accent, or "en-us" for flite (its voices are US/Scottish/Indian English)
     voiced: bool = True  # False for whispering variants (no F0)
+    # a converted voice (module docstring): its tag in the id, spectrum shift and F0 factor (flite only)
+    converted: str = ""
+    tract: float = 1.0
+    f0_scale: float = 1.0
 
     @property
     def id(self) -> str:
-        """``"espeak-ng:en-us+f3"``: the speaker field of the manifest."""
-        return f"{self.engine}:{self.name}"
+        """``"espeak-ng:en-us+f3"``, ``"flite:awb~female"`` (converted): the speaker field of the manifest."""
+        return f"{self.engine}:{self.name}" + (f"~{self.converted}" if self.converted else "")
 
     @property
     def variant(self) -> str | None:
@@ -170,6 +184,14 @@ def flite_voices() -> list[Voice]:
     return [Voice("flite", name, gender, accents[name]) for name, (gender, _) in FLITE_VOICES.items()]
 
 
+def converted_female(voice: Voice) -> Voice:
+    """A male flite voice speaking as a woman (module docstring)."""
+    if voice.engine != "flite" or voice.gender != "male":
+        raise ConfigError(f"only male flite voices are converted, not {voice.id}")
+    f0 = FLITE_VOICES[voice.name][1]
+    return replace(voice, gender="female", converted="female", tract=FEMALE_TRACT, f0_scale=_FEMALE_F0 / f0)
+
+
 def voice_split(voice: Voice, flite_split: str = "test") -> str:
     """``"train"`` or ``"test"`` for one voice (see the module docstring)."""
     if voice.engine == "flite":
@@ -193,6 +215,7 @@ def split_voices(engines: Sequence[str], flite_split: str = "test") -> dict[str,
     out: dict[str, list[Voice]] = {"train": [], "test": []}
     for v in voices:
         out[voice_split(v, flite_split)].append(v)
+    out["train"] += [converted_female(v) for v in out["train"] if v.engine == "flite" and v.gender == "male"]
     for split, vs in out.items():
         if not vs:
             raise ConfigError(
