@@ -14,6 +14,7 @@ from osum.data.collate import collate
 from osum.data.pitch import pitch_features
 from osum.data.tts import synthesize
 from osum.inference.decoding import DecodingOptions
+from osum.inference.vad import SpeechMap
 from osum.inference.word_times import dtw_path, group_words
 from osum.model.label_tokens import AttentionPool
 from osum.tasks import LABEL_FIELDS, attribute_classes
@@ -46,7 +47,7 @@ def test_it_transcribes_exactly_as_the_pretrained_whisper(base, speech):
     assert ref_text.lower().rstrip(".") == SENTENCE
 
 
-def test_every_task_shares_one_transcript_and_the_heads_give_the_labels(base, speech):
+def test_every_task_shares_one_transcript_and_the_heads_give_the_labels(base, speech, monkeypatch):
     trained = osum.Osum(base.model, base.tokenizer)
     trained.model.config.trained = True
     # the gender head reads the pitch features alone, through a small MLP, the event head pools frames by
@@ -66,6 +67,15 @@ def test_every_task_shares_one_transcript_and_the_heads_give_the_labels(base, sp
         assert out["sgc"].transcript == out["asr"].transcript == out["sttc"].transcript
         assert out["sgc"].labels["gender"] == "male" and out["ser"].labels["emotion"] is not None
         assert out["sgc"].raw.endswith("<male>")
+        # the voice activity detector hears nothing, the speech head hears speech: the words go (the guard), the
+        # classifiers' reading of the voice stays
+        deaf = lambda wave: SpeechMap(torch.zeros(max(1, wave.shape[0] // 512)), (), wave.shape[0])  # noqa: E731
+        monkeypatch.setattr("osum.inference.engine.default_detector", lambda: deaf)
+        gated = trained.run([speech], tasks=["asr", "sgc", "sttc"], sample_rate=16000)[0]
+        assert gated["asr"].raw == "" and gated["sttc"].raw == ""
+        assert gated["sgc"].raw == "<male>" and gated["sgc"].transcript == ""
+        assert gated["sgc"].labels["gender"] == "male" and gated["sgc"].no_speech_prob == 1.0
+        monkeypatch.undo()
         with torch.no_grad():  # now the speech head hears none: no words, no labels, whatever is asked
             heads["speech"].bias.neg_()
         silent = trained.run([speech], tasks=["asr", "sgc", "ved"], sample_rate=16000)[0]
