@@ -8,11 +8,11 @@
 #
 # Stages: 0 synth (all tasks, and label tasks only) + off-generator sets, 1 stage 1, 2 CTC pre-stage, 3 stage 2
 # (+ 3b: on stage 1's label classifiers), 4 export to models/, 5 eval.
-# Status (recipes/mini/RESULTS.md sections 10-16): models/mini-stage1 is stages 1a + 1 (Whisper tiny.en's decoder as
+# Status (recipes/mini/RESULTS.md sections 10-18): models/mini-stage1 is stages 1a + 1 (Whisper tiny.en's decoder as
 # pretrained, on an encoder adapted to the synthetic voices: WER 7.62% on recorded speech against the untouched
 # 6.75%, 10.07% on held-out voices, 100% empty answers on non-speech; label heads trained on the 3 h and the 6 h
-# label corpus, three speech classes since section 16); models/mini is section 13's mini (stage 3 for 200 of its 400 steps, then 3b twice) with 60 more
-# steps of 3b on that encoder and those heads (sections 15-16), answering with Whisper's transcript on its own encoder
+# label corpus, three speech classes since section 16, flite's male voices also speaking as women since section 18); models/mini is section 13's mini (stage 3 for 200 of its 400 steps, then 3b twice) with 60 more
+# steps of 3b on that encoder and those heads (sections 15-18), answering with Whisper's transcript on its own encoder
 # (sources.transcriber) and its classifiers' labels (label_llm_weight 0, set in the export's config.yaml after stage 4
 # when the init's config lacks it). A fresh run trains 3b once, on its own
 # stage 1, over both corpora; the whole recipe has not been run end to end since stage 1a was added.
