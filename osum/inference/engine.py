@@ -137,8 +137,8 @@ class Engine:
 
         Guards (each switchable in ``options``): a clip in which the voice activity detector finds no speech gets
         empty answers (``skip_silence``; a model with a speech classifier may still answer it without words, e.g.
-        VED naming a lone cough, or SAP the age of a voice the detector missed); every answer carries ``no_speech_prob`` when the detector ran. A clip
-        longer than the encoder's window is cut at pauses into pieces, answered piece by piece and stitched
+        VED naming a lone cough, or SAP the age of a voice the detector missed); every answer carries
+        ``no_speech_prob`` when the detector ran. A clip longer than the encoder's window is cut at pauses into pieces, answered piece by piece and stitched
         (:mod:`osum.inference.long_audio`): one transcript, segments and word times in the clip's time.
         """
         options = options or DecodingOptions()
@@ -486,8 +486,8 @@ class Engine:
     def _without_words(cls, task: Task, result: TaskResult, options: DecodingOptions) -> TaskResult:
         """The answer to a clip where the voice activity detector heard no speech but the model's speech
         classifier did, and the model wrote words: the guard stands against the words (they may be invented:
-        "Thank you very much." for a codec-mangled clip), but the classifiers' labels of the voice are kept, as for a
-        lone vocal sound. Before, such clips got no label at all (2 of the 11 age errors of the synthetic test
+        "Thank you very much." for a codec-mangled clip), but the classifiers' labels of the voice are kept, as
+        for a lone vocal sound. Before, such clips got no label at all (2 of the 11 age errors of the synthetic test
         split: a 470 Hz child and an AMR-coded clip, both read right by the classifiers; RESULTS.md section 18)."""
         probs = result.label_probs or {}
         if task.label_fields and all(f.name in probs for f in task.label_fields):
