@@ -498,8 +498,9 @@ class Engine:
     def _vocal_result(
         task: Task, probs: dict[str, dict[str, float]], options: DecodingOptions
     ) -> TaskResult:
-        """The answer for a clip of a vocal event alone: no transcript, the classifiers' labels (``probs``:
-        ``{field: {value: probability}}``, :data:`VOCAL_ANSWER_FIELDS`), as VED's target ``<cough>``."""
+        """An answer without words: the classifiers' labels alone (``probs``: ``{field: {value: probability}}``),
+        as VED's target ``<cough>`` for a lone vocal event (:data:`VOCAL_ANSWER_FIELDS`) or a clip whose words the
+        silence guard dropped (:meth:`_without_words`)."""
         mine = {f.name: probs[f.name] for f in task.label_fields}
         parsed = task.parse("".join(f"<{max(p, key=p.__getitem__)}>" for p in mine.values()))
         return dataclasses.replace(
