@@ -115,10 +115,10 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
 fi
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
   log "stage 5: evaluate the exported models, and the untouched Whisper tiny.en, on the same clips"
-  # test: unseen voices reading held-out text sources (all 8 tasks); real: recordings that packages ship;
-  # nonspeech: silence, noise, tones (the answer should be empty). mini-stage1-base transcribes exactly as the
+  # test: unseen voices reading held-out text sources (all 8 tasks); heldout: new sentences in held-out voices;
+  # real: recordings that packages ship; nonspeech: silence, noise, tones (the answer should be empty). mini-stage1-base transcribes exactly as the
   # untouched Whisper tiny.en (its own prompt, 30 s window; its label heads are untrained).
-  for set in test real nonspeech; do
+  for set in test heldout real nonspeech; do
     manifest="$data/test.jsonl"; [ "$set" = test ] || manifest="$offgen/$set.jsonl"
     for m in mini-stage1-base "$models/mini-stage1" "$models/mini"; do
       [ "$m" = mini-stage1-base ] && [ "$set" = test ] && continue  # untrained heads: only its ASR means anything
@@ -133,7 +133,9 @@ if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
     $PYTHON bench/transcript_agreement.py "$models/$m" "$data/test.jsonl" --limit 60 \
       --out "$work/agreement-$m.json"
   done
-  $osum eval --compare "$work/eval-real-mini-stage1-base" "$work/eval-real-mini-stage1" "$work/eval-real-mini" \
-    --names whisper-tiny.en,mini-stage1,mini
+  for set in heldout real; do
+    $osum eval --compare "$work/eval-$set-mini-stage1-base" "$work/eval-$set-mini-stage1" "$work/eval-$set-mini" \
+      --names whisper-tiny.en,mini-stage1,mini
+  done
 fi
 log "done"
