@@ -8,14 +8,12 @@
 #
 # Stages: 0 synth (all tasks, and label tasks only) + off-generator sets, 1 stage 1, 2 CTC pre-stage, 3 stage 2
 # (+ 3b: on stage 1's label classifiers), 4 export to models/, 5 eval.
-# Status (recipes/mini/RESULTS.md sections 10-18): models/mini-stage1 is stages 1a + 1 (Whisper tiny.en's decoder as
-# pretrained, on an encoder adapted to the synthetic voices: WER 7.62% on recorded speech against the untouched
-# 6.75%, 10.07% on held-out voices, 100% empty answers on non-speech; label heads trained on the 3 h and the 6 h
-# label corpus, three speech classes since section 16, flite's male voices also speaking as women since section 18); models/mini is section 13's mini (stage 3 for 200 of its 400 steps, then 3b twice) with 60 more
-# steps of 3b on that encoder and those heads (sections 15-18), answering with Whisper's transcript on its own encoder
-# (sources.transcriber) and its classifiers' labels (label_llm_weight 0, set in the export's config.yaml after stage 4
-# when the init's config lacks it). A fresh run trains 3b once, on its own
-# stage 1, over both corpora; the whole recipe has not been run end to end since stage 1a was added.
+# Status (recipes/mini/RESULTS.md section 19): this script, run end to end on 2 CPU cores, took 1 h 53 min and made
+# the committed models/mini-stage1 and models/mini (stage 4's exports, unchanged): Whisper tiny.en's decoder as
+# pretrained on an encoder adapted to the synthetic voices (stage 1a; WER 7.62% on recorded speech against the
+# untouched 6.75%, 10.26% on held-out voices against 27.6%, 100% empty answers on non-speech), label heads on the
+# 3 h and the 6 h label corpus (stage 1), and mini's LLM stages (2, 3, 3b); mini answers with Whisper's transcript
+# on its own encoder (sources.transcriber) and its classifiers' labels (label_llm_weight 0, in the mini preset).
 # After stage 1a the encoder stays frozen and runs on padded 30 s windows; its output is computed once
 # per clip (WORK/encoder-cache, filled by stage 1) and read by the rest. Every stage calls the osum CLI (stage 5 also
 # bench/transcript_agreement.py). --resume continues a cut training stage from its newest checkpoint; the corpora
