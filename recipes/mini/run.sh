@@ -114,8 +114,9 @@ fi
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
   log "stage 5: evaluate the exported models, and the untouched Whisper tiny.en, on the same clips"
   # test: unseen voices reading held-out text sources (all 8 tasks); heldout: new sentences in held-out voices;
-  # real: recordings that packages ship; nonspeech: silence, noise, tones (the answer should be empty). mini-stage1-base transcribes exactly as the
-  # untouched Whisper tiny.en (its own prompt, 30 s window; its label heads are untrained).
+  # real: recordings that packages ship; nonspeech: silence, noise, tones (the answer should be empty).
+  # mini-stage1-base transcribes exactly as the untouched Whisper tiny.en (its own prompt, 30 s window; its label
+  # heads are untrained).
   for set in test heldout real nonspeech; do
     manifest="$data/test.jsonl"; [ "$set" = test ] || manifest="$offgen/$set.jsonl"
     for m in mini-stage1-base "$models/mini-stage1" "$models/mini"; do

@@ -64,16 +64,15 @@ def baseline_wer(recorded) -> float:
 # Measured (recipes/mini/RESULTS.md sections 10-19; the models are recipes/mini/run.sh's exports, section 19). Both
 # models transcribe with Whisper tiny.en's own decoder on an encoder adapted to the synthetic voices (recipe stage
 # 1a; mini's transcript part comes from that decoder on its own encoder, sources.transcriber), so they write the
-# same transcripts. Issue 19's bounds: recorded speech
-# within 1.5x the untouched model's WER (section 14: 7.62% against 6.75% on 168 clips), new sentences in held-out
-# voices at most 12% (section 19: 10.3%; untouched 27.6%). Gender reads the clips' pitch: 100% on the held-out
-# plain voices and on the recorded female speaker (bound 90%); on the synthetic test split (unseen espeak-ng
-# variants, robotic ones among them, speed-perturbed, noisy and codec clips) 96.1% for both over 76 SGC clips
-# (sections 18-19). The other label tasks on the same clips together: 11 answers here; section 13's mini-stage1 gets
-# 11, its mini 8 (section 12's: 6 and 5; chance is 14-33% per task), so the bound is 60%; per task on the 330
-# label clips of the 593-clip test split, RESULTS.md sections 13-19 (since section 15 mini's labels follow its
-# classifiers, which equal mini-stage1's heads; section 19, both: gender / age / emotion / style / event 96.1 / 93.0
-# / 90.8 / 95.9 / 91.3%).
+# same transcripts. Issue 19's bounds: recorded speech within 1.5x the untouched model's WER (section 14: 7.62%
+# against 6.75% on 168 clips), new sentences in held-out voices at most 12% (section 19: 10.3%; untouched 27.6%).
+# Gender reads the clips' pitch: 100% on the held-out plain voices and on the recorded female speaker (bound 90%);
+# on the synthetic test split (unseen espeak-ng variants, robotic ones among them, speed-perturbed, noisy and codec
+# clips) 96.1% for both over 76 SGC clips (sections 18-19). The other label tasks on the same clips together: 11
+# answers here; section 13's mini-stage1 gets 11, its mini 8 (section 12's: 6 and 5; chance is 14-33% per task),
+# so the bound is 60%; per task on the 330 label clips of the 593-clip test split, RESULTS.md sections 13-19 (since
+# section 15 mini's labels follow its classifiers, which equal mini-stage1's heads; section 19, both: gender / age /
+# emotion / style / event 96.1 / 93.0 / 90.8 / 95.9 / 91.3%).
 MAX_WER_RATIO = 1.5
 MAX_HELDOUT_WER = 0.12
 MIN_GENDER = 0.9
