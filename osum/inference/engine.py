@@ -138,8 +138,9 @@ class Engine:
         Guards (each switchable in ``options``): a clip in which the voice activity detector finds no speech gets
         empty answers (``skip_silence``; a model with a speech classifier may still answer it without words, e.g.
         VED naming a lone cough, or SAP the age of a voice the detector missed); every answer carries
-        ``no_speech_prob`` when the detector ran. A clip longer than the encoder's window is cut at pauses into pieces, answered piece by piece and stitched
-        (:mod:`osum.inference.long_audio`): one transcript, segments and word times in the clip's time.
+        ``no_speech_prob`` when the detector ran. A clip longer than the encoder's window is cut at pauses into
+        pieces, answered piece by piece and stitched (:mod:`osum.inference.long_audio`): one transcript, segments
+        and word times in the clip's time.
         """
         options = options or DecodingOptions()
         for query in queries:
