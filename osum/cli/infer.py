@@ -28,7 +28,10 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--model", default="mini", help="checkpoint directory or preset (default: mini)")
     p.add_argument(
-        "--task", default="asr", help="comma-separated tasks, e.g. asr,ser,sgc ('all': the paper's eight)"
+        "--task",
+        action="append",
+        help="comma-separated tasks, e.g. asr,ser,sgc ('all': the paper's eight); may be repeated "
+        "(--task asr --task sgc is asr,sgc); default asr",
     )
     p.add_argument("--prompt", help="your own instruction instead of the task's prompt")
     p.add_argument("--json", action="store_true", help="one JSON object per file instead of a table")
@@ -87,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.resume and not args.out:
         raise SystemExit("osum infer: --resume needs --out FILE (the records to continue)")
-    tasks = [t.name for t in parse_task_list(args.task)]
+    # every --task given counts (argparse would keep only the last one of a plain option)
+    tasks = [t.name for t in parse_task_list(",".join(args.task or ["asr"]))]
     options = decoding_options(args)
     files = list(expand(args.files))
     if not files:

@@ -30,10 +30,9 @@ def clips(tmp_path_factory) -> list[Path]:
     return [speech, folder / "tone.flac"]
 
 
-def test_infer_json_gives_parsed_results(clips):
-    proc = _run(
-        "infer", "--model", "tiny", "--task", "ser,sgc", "--json", "--max-new-tokens", "4", *map(str, clips)
-    )
+@pytest.mark.parametrize("tasks", [["--task", "ser,sgc"], ["--task", "ser", "--task", "sgc"]])
+def test_infer_json_gives_parsed_results(clips, tasks):
+    proc = _run("infer", "--model", "tiny", *tasks, "--json", "--max-new-tokens", "4", *map(str, clips))
     assert proc.returncode == 0, proc.stderr
     assert "untrained" in proc.stderr  # the tiny/mini adaptors are random and we say so
     records = [json.loads(line) for line in proc.stdout.splitlines()]
