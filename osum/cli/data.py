@@ -75,6 +75,13 @@ def add_parser(p: argparse.ArgumentParser) -> None:
         default=0.3,
         help="chance that a clip uses flite in a split that has both engines (default 0.3)",
     )
+    s.add_argument(
+        "--clean-share",
+        type=float,
+        default=0.4,
+        help="share of clips left without acoustic augmentation (noise, reverb, codecs, speed, gain); 1 = none, "
+        "with the same texts, voices and deliveries as at any other share (default 0.4)",
+    )
     s.add_argument("--overwrite", action="store_true", help="replace an existing corpus in OUT")
     s.add_argument("--json", action="store_true", help="print the summary as JSON")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -311,6 +318,7 @@ def _synth(args: argparse.Namespace) -> int:
         task_weights=parse_weights(args.tasks),
         flite_split=args.flite_split,
         flite_share=args.flite_share,
+        clean_share=args.clean_share,
         overwrite=args.overwrite,
         progress=not args.quiet and sys.stderr.isatty(),
     )

@@ -4,16 +4,18 @@
 # tensors -> evaluate the exported models and the untouched Whisper tiny.en on the same clips.
 #
 #   recipes/mini/run.sh [--stage N] [--stop-stage M] [--resume] [--hours H] [--label-hours H] [--work DIR]
-#                       [--data DIR] [--labels DIR] [--offgen DIR] [--models DIR]
+#                       [--data DIR] [--clean DIR] [--labels DIR] [--offgen DIR] [--models DIR]
 #
-# Stages: 0 synth (all tasks, and label tasks only) + off-generator sets, 1 stage 1, 2 CTC pre-stage, 3 stage 2
-# (+ 3b: on stage 1's label classifiers), 4 export to models/, 5 eval.
+# Stages: 0 synth (all tasks, its clean copy, and label tasks only) + off-generator sets, 1 stage 1, 2 CTC
+# pre-stage, 3 stage 2 (+ 3b: on stage 1's label classifiers), 4 export to models/, 5 eval.
 # Status (recipes/mini/RESULTS.md section 19): this script, run end to end on 2 CPU cores, took 1 h 53 min and made
 # the committed models/mini-stage1 and models/mini (stage 4's exports, unchanged): Whisper tiny.en's decoder as
 # pretrained on an encoder adapted to the synthetic voices (stage 1a; WER 7.62% on recorded speech against the
 # untouched 6.75%, 10.26% on held-out voices against 27.6%, 100% empty answers on non-speech), label heads on the
 # 3 h and the 6 h label corpus (stage 1), and mini's LLM stages (2, 3, 3b); mini answers with Whisper's transcript
 # on its own encoder (sources.transcriber) and its classifiers' labels (label_llm_weight 0, in the mini preset).
+# Since then (section 20) stage 0 also builds the clean copy of the corpus (about 1.3 min) and stage 5 evaluates both
+# models on it (about 11 min more on 2 quiet cores); the training stages are unchanged.
 # After stage 1a the encoder stays frozen and runs on padded 30 s windows; its output is computed once
 # per clip (WORK/encoder-cache, filled by stage 1) and read by the rest. Every stage calls the osum CLI (stage 5 also
 # bench/transcript_agreement.py). --resume continues a cut training stage from its newest checkpoint; the corpora
@@ -22,7 +24,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 stage=0 stop_stage=5 resume="" hours=3 label_hours=6 work=exp/mini data=data/synth labels=data/synth-labels
-offgen=data/offgen models=models
+offgen=data/offgen models=models clean=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --stage) stage=$2; shift 2 ;;
@@ -33,11 +35,16 @@ while [ $# -gt 0 ]; do
     --labels) labels=$2; shift 2 ;;
     --work) work=$2; shift 2 ;;
     --data) data=$2; shift 2 ;;
+    --clean) clean=$2; shift 2 ;;
     --models) models=$2; shift 2 ;;
     --offgen) offgen=$2; shift 2 ;;
     *) echo "unknown option $1 (see the header of $0)" >&2; exit 2 ;;
   esac
 done
+# the 3 h corpus again without acoustic augmentation (never trained on): its test split is the same clips (texts,
+# voices, deliveries, labels) without noise, reverb, codecs or speed changes, so stage 5 measures the labels on
+# unseen voices reading held-out text (issue 19's set (a)) and, beside it, what the augmentation costs
+clean=${clean:-$data-clean}
 osum=${OSUM:-$( [ -x .venv/bin/osum ] && echo .venv/bin/osum || echo osum )}
 PYTHON=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python )}
 train_set="data.train=[{path: $data/train.jsonl}]"
@@ -66,6 +73,12 @@ if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
   else
     log "stage 0: synthetic corpus, $hours h"
     $osum data synth "$data" --hours "$hours" --seed 0 --flite-split split --jobs "$(nproc)"
+  fi
+  if [ -f "$clean/test.jsonl" ]; then
+    log "stage 0: $clean exists, kept"
+  else
+    log "stage 0: the same corpus without augmentation (evaluation only)"
+    $osum data synth "$clean" --hours "$hours" --seed 0 --flite-split split --clean-share 1 --jobs "$(nproc)"
   fi
   if [ -f "$labels/train.jsonl" ]; then
     log "stage 0: $labels exists, kept"
@@ -113,14 +126,20 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
 fi
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
   log "stage 5: evaluate the exported models, and the untouched Whisper tiny.en, on the same clips"
-  # test: unseen voices reading held-out text sources (all 8 tasks); heldout: new sentences in held-out voices;
-  # real: recordings that packages ship; nonspeech: silence, noise, tones (the answer should be empty).
+  # test: unseen voices reading held-out text sources (all 8 tasks), augmented as in training; test-clean: the same
+  # clips without augmentation; heldout: new sentences in held-out voices; real: recordings that packages ship;
+  # nonspeech: silence, noise, tones (the answer should be empty).
   # mini-stage1-base transcribes exactly as the untouched Whisper tiny.en (its own prompt, 30 s window; its label
   # heads are untrained).
-  for set in test heldout real nonspeech; do
-    manifest="$data/test.jsonl"; [ "$set" = test ] || manifest="$offgen/$set.jsonl"
+  for set in test test-clean heldout real nonspeech; do
+    case "$set" in
+      test) manifest="$data/test.jsonl" ;;
+      test-clean) manifest="$clean/test.jsonl" ;;
+      *) manifest="$offgen/$set.jsonl" ;;
+    esac
     for m in mini-stage1-base "$models/mini-stage1" "$models/mini"; do
-      [ "$m" = mini-stage1-base ] && [ "$set" = test ] && continue  # untrained heads: only its ASR means anything
+      # untrained heads: only its ASR means anything
+      [ "$m" = mini-stage1-base ] && [ "${set#test}" != "$set" ] && continue
       $osum eval --model "$m" --manifest "$manifest" --out "$work/eval-$set-$(basename "$m")"
     done
   done
@@ -136,5 +155,7 @@ if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
     $osum eval --compare "$work/eval-$set-mini-stage1-base" "$work/eval-$set-mini-stage1" "$work/eval-$set-mini" \
       --names whisper-tiny.en,mini-stage1,mini
   done
+  # what the acoustic chains cost, clip for clip the same test split
+  $osum eval --compare "$work/eval-test-mini-stage1" "$work/eval-test-clean-mini-stage1" --names augmented,clean
 fi
 log "done"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ import soundfile as sf
 from osum.cli.data import parse_weights
 from osum.data.manifest import read_manifest
 from osum.data.synth import PlanSettings, build_corpus, plan_corpus, render_clip
+from osum.data.synth.acoustics import AcousticChain
 from osum.data.synth.events import EVENT_GENERATORS, make_event
 from osum.data.synth.plan import ClipSpec
 from osum.data.synth.prosody import Delivery
@@ -350,6 +352,7 @@ def test_card_rebuild_command_plans_the_same_corpus():
         test_fraction=0.3,
         flite_split="split",
         flite_share=0.5,
+        clean_share=1.0,
         task_weights={"asr": 2, "sgc": 1},
     )
     parser = argparse.ArgumentParser()
@@ -363,5 +366,24 @@ def test_card_rebuild_command_plans_the_same_corpus():
         task_weights=parse_weights(args.tasks),
         flite_split=args.flite_split,
         flite_share=args.flite_share,
+        clean_share=args.clean_share,
     )
     assert plan_corpus(again) == plan_corpus(settings)
+
+
+def test_clean_share_one_gives_the_same_clips_without_augmentation():
+    """``--clean-share 1`` plans the corpus of the default share clip for clip (texts, voices, deliveries and
+    labels come from their own random streams), only without acoustic chains: the recipe's clean copy of its test
+    split, which measures the labels on unseen voices with and without noise, codecs and reverb. The clips without
+    speech draw their kind and chain from one stream, so they stay in place but may be of other kinds."""
+    settings = PlanSettings(hours=0.05, seed=3, test_fraction=0.5, task_weights={"sgc": 1, "ser": 1, "asr": 1})
+    augmented = {s.key: s for s in plan_corpus(settings)}
+    clean = {s.key: s for s in plan_corpus(replace(settings, clean_share=1.0))}
+    # a task's budget counts planned seconds, and speed perturbation changes them: the last clip or two may differ
+    common = sorted(set(augmented) & set(clean))
+    assert len(common) >= 0.9 * max(len(augmented), len(clean))
+    speech = [k for k in common if augmented[k].voice is not None]
+    assert 0 < len(speech) < len(common)
+    assert any(augmented[k].acoustics != AcousticChain() for k in speech)
+    assert all(s.acoustics == AcousticChain() for s in clean.values())
+    assert [replace(augmented[k], acoustics=AcousticChain()) for k in speech] == [clean[k] for k in speech]

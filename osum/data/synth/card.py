@@ -79,7 +79,8 @@ def rebuild_command(settings: Any) -> str:
     s = settings
     command = (
         f"osum data synth OUT --hours {s.hours:g} --seed {s.seed} --test-fraction {s.test_fraction:g} "
-        f"--engines {','.join(s.engines)} --flite-split {s.flite_split} --flite-share {s.flite_share:g}"
+        f"--engines {','.join(s.engines)} --flite-split {s.flite_split} --flite-share {s.flite_share:g} "
+        f"--clean-share {s.clean_share:g}"
     )
     if s.task_weights:
         command += " --tasks " + ",".join(f"{k}={v:g}" for k, v in s.task_weights.items())
