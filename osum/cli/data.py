@@ -79,8 +79,8 @@ def add_parser(p: argparse.ArgumentParser) -> None:
         "--clean-share",
         type=float,
         default=0.4,
-        help="share of clips left without acoustic augmentation (noise, reverb, codecs, speed, gain); 1 = none, "
-        "with the same texts, voices and deliveries as at any other share (default 0.4)",
+        help="share of clips left without acoustic augmentation (noise, reverb, codecs, speed, gain); 1: no clip "
+        "augmented, with the same texts, voices and deliveries as at any other share (default 0.4)",
     )
     s.add_argument("--overwrite", action="store_true", help="replace an existing corpus in OUT")
     s.add_argument("--json", action="store_true", help="print the summary as JSON")
